@@ -1,0 +1,412 @@
+//! Synchronous validation of names and settings, as SCF does it. A failure names the parameter it is about;
+//! the API layer turns `field` into `InvalidParameterValue.<field>`.
+
+use crate::function::{EnvVar, Environment};
+use crate::limits::Limits;
+
+/// A parameter value that SCF would refuse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidValue {
+    /// The suffix of the error code: `FunctionName`, `MemorySize`, `EnvironmentSystemProtect`, …
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl InvalidValue {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        InvalidValue {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+type Result<T = ()> = std::result::Result<T, InvalidValue>;
+
+/// Runtimes SCF knows. Which of them this installation can run is the execution plane's business.
+pub const RUNTIMES: &[&str] = &[
+    "Python2.7",
+    "Python3.6",
+    "Python3.7",
+    "Python3.9",
+    "Python3.10",
+    "Python3.11",
+    "Python3.12",
+    "Nodejs6.10",
+    "Nodejs8.9",
+    "Nodejs10.15",
+    "Nodejs12.16",
+    "Nodejs14.18",
+    "Nodejs16.13",
+    "Nodejs18.15",
+    "Php5.6",
+    "Php7",
+    "Php7.4",
+    "Php8.0",
+    "Go1",
+    "Java8",
+    "Java11",
+    "CustomRuntime",
+];
+
+/// Environment keys the platform sets itself.
+pub const RESERVED_ENV_PREFIXES: &[&str] = &["SCF_", "QCLOUD_", "TENCENTCLOUD_"];
+
+fn word_chars(s: &str, extra: &[u8]) -> bool {
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+/// 2–60 characters: letters, digits, `-` and `_`; starts with a letter; does not end with `-` or `_`.
+pub fn function_name(name: &str) -> Result {
+    let ok = (2..=60).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && word_chars(name, b"-_")
+        && !name.ends_with(['-', '_']);
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "FunctionName",
+            format!(
+                "FunctionName `{name}` is invalid: 2-60 letters, digits, `-` or `_`, starting with a letter and not ending with `-` or `_`."
+            ),
+        ))
+    }
+}
+
+/// 1–30 characters: letters, digits, `-` and `_`, starting with a letter or digit.
+pub fn namespace_name(name: &str) -> Result {
+    let ok = (1..=30).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && word_chars(name, b"-_");
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Namespace",
+            format!("Namespace `{name}` is invalid: 1-30 letters, digits, `-` or `_`."),
+        ))
+    }
+}
+
+/// 1–63 characters: letters, digits, `-` and `_`, starting with a letter; a version number or `$LATEST` is not
+/// an alias name.
+pub fn alias_name(name: &str) -> Result {
+    let ok = (1..=63).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && word_chars(name, b"-_");
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Name",
+            format!(
+                "alias name `{name}` is invalid: 1-63 letters, digits, `-` or `_`, starting with a letter."
+            ),
+        ))
+    }
+}
+
+/// 1–64 characters: letters, digits, `-` and `_`, starting with a letter and ending with a letter or digit.
+pub fn layer_name(name: &str) -> Result {
+    let ok = (1..=64).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && word_chars(name, b"-_")
+        && !name.ends_with(['-', '_']);
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "LayerName",
+            format!(
+                "LayerName `{name}` is invalid: 1-64 letters, digits, `-` or `_`, starting with a letter and ending with a letter or digit."
+            ),
+        ))
+    }
+}
+
+pub fn runtime(rt: &str) -> Result {
+    if RUNTIMES.contains(&rt) {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Runtime",
+            format!(
+                "Runtime `{rt}` is not supported; use one of {}.",
+                RUNTIMES.join(", ")
+            ),
+        ))
+    }
+}
+
+/// `file.function`, where the file part may sit in a sub-directory (`src/index.main_handler`) and Java's
+/// `package.Class::method` is accepted.
+pub fn handler(h: &str) -> Result {
+    let bad = || {
+        InvalidValue::new(
+            "Handler",
+            format!(
+                "Handler `{h}` is invalid: expected `file.function`, e.g. `index.main_handler`."
+            ),
+        )
+    };
+    if !(3..=128).contains(&h.len()) {
+        return Err(bad());
+    }
+    let (file, func) = h.rsplit_once('.').ok_or_else(bad)?;
+    let file_ok = !file.is_empty()
+        && !file.starts_with('/')
+        && !file
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        && word_chars(file, b"-_/.");
+    let func_ok = !func.is_empty() && word_chars(func, b"-_:$");
+    if file_ok && func_ok {
+        Ok(())
+    } else {
+        Err(bad())
+    }
+}
+
+/// 64 MB, or 128 MB to 3072 MB in steps of 128 MB.
+pub fn memory_size(mb: i64) -> Result {
+    if mb == 64 || ((128..=3072).contains(&mb) && mb % 128 == 0) {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "MemorySize",
+            format!("MemorySize {mb} is invalid: 64, or 128 to 3072 in steps of 128 (MB)."),
+        ))
+    }
+}
+
+pub fn timeout(secs: i64, limits: &Limits) -> Result {
+    if (1..=limits.timeout_max).contains(&secs) {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Timeout",
+            format!(
+                "Timeout {secs} is invalid: 1 to {} seconds.",
+                limits.timeout_max
+            ),
+        ))
+    }
+}
+
+pub fn init_timeout(secs: i64, limits: &Limits) -> Result {
+    if (1..=limits.init_timeout_max).contains(&secs) {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "InitTimeout",
+            format!(
+                "InitTimeout {secs} is invalid: 1 to {} seconds.",
+                limits.init_timeout_max
+            ),
+        ))
+    }
+}
+
+pub fn description(d: &str, limits: &Limits) -> Result {
+    if d.chars().count() <= limits.description_chars_max {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Description",
+            format!(
+                "Description is too long: at most {} characters.",
+                limits.description_chars_max
+            ),
+        ))
+    }
+}
+
+/// Keys are identifiers, unique, not reserved by the platform; all keys and values together fit in 4 KB.
+pub fn environment(env: &Environment, limits: &Limits) -> Result {
+    let mut total = 0usize;
+    for (i, EnvVar { key, value }) in env.variables.iter().enumerate() {
+        let ident = key
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && word_chars(key, b"_");
+        if !ident {
+            return Err(InvalidValue::new(
+                "Environment",
+                format!(
+                    "environment variable name `{key}` is invalid: letters, digits and `_`, not starting with a digit."
+                ),
+            ));
+        }
+        if let Some(p) = RESERVED_ENV_PREFIXES.iter().find(|p| key.starts_with(**p)) {
+            return Err(InvalidValue::new(
+                "EnvironmentSystemProtect",
+                format!(
+                    "environment variable `{key}` is reserved: names starting with `{p}` are set by the platform."
+                ),
+            ));
+        }
+        if env.variables[..i].iter().any(|v| v.key == *key) {
+            return Err(InvalidValue::new(
+                "Environment",
+                format!("environment variable `{key}` is given twice."),
+            ));
+        }
+        total += key.len() + value.len();
+    }
+    if total > limits.environment_bytes_max {
+        return Err(InvalidValue::new(
+            "EnvironmentExceededLimit",
+            format!(
+                "environment variables take {total} bytes; the limit is {} bytes.",
+                limits.environment_bytes_max
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `TRUE` or `FALSE`, as SCF spells its flags.
+pub fn flag(field: &'static str, v: &str) -> Result {
+    if v == "TRUE" || v == "FALSE" {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            field,
+            format!("{field} must be TRUE or FALSE, not `{v}`."),
+        ))
+    }
+}
+
+/// `Event` or `HTTP`.
+pub fn function_type(t: &str) -> Result {
+    if t == "Event" || t == "HTTP" {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "Type",
+            format!("Type must be Event or HTTP, not `{t}`."),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment {
+            variables: pairs
+                .iter()
+                .map(|(k, v)| EnvVar {
+                    key: k.to_string(),
+                    value: v.to_string(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn function_names() {
+        for ok in ["ab", "hello-world_1", &"a".repeat(60)] {
+            assert!(function_name(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "a",
+            "1abc",
+            "abc-",
+            "abc_",
+            "ab c",
+            "ab.c",
+            "",
+            &"a".repeat(61),
+            "héllo",
+        ] {
+            assert_eq!(
+                function_name(bad).map_err(|e| e.field),
+                Err("FunctionName"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn memory_sizes() {
+        for ok in [64, 128, 256, 384, 3072] {
+            assert!(memory_size(ok).is_ok());
+        }
+        for bad in [0, 63, 100, 129, 3200, -128] {
+            assert!(memory_size(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn handlers() {
+        for ok in [
+            "index.main_handler",
+            "src/app.handler",
+            "example.Hello::mainHandler",
+        ] {
+            assert!(handler(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "index",
+            ".main",
+            "index.",
+            "../x.main",
+            "/abs.main",
+            "a b.c",
+            "a//b.c",
+        ] {
+            assert!(handler(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn environments() {
+        let l = Limits::default();
+        assert!(environment(&env(&[("A", "1"), ("_B2", "x")]), &l).is_ok());
+        assert_eq!(
+            environment(&env(&[("SCF_X", "1")]), &l).map_err(|e| e.field),
+            Err("EnvironmentSystemProtect")
+        );
+        assert_eq!(
+            environment(&env(&[("TENCENTCLOUD_REGION", "1")]), &l).map_err(|e| e.field),
+            Err("EnvironmentSystemProtect")
+        );
+        assert_eq!(
+            environment(&env(&[("1A", "1")]), &l).map_err(|e| e.field),
+            Err("Environment")
+        );
+        assert_eq!(
+            environment(&env(&[("A", "1"), ("A", "2")]), &l).map_err(|e| e.field),
+            Err("Environment")
+        );
+        let big = "v".repeat(4096);
+        assert_eq!(
+            environment(&env(&[("A", &big)]), &l).map_err(|e| e.field),
+            Err("EnvironmentExceededLimit")
+        );
+    }
+
+    #[test]
+    fn other_names() {
+        assert!(namespace_name("default").is_ok());
+        assert!(namespace_name("").is_err());
+        assert!(namespace_name(&"n".repeat(31)).is_err());
+        assert!(alias_name("prod").is_ok());
+        assert!(alias_name("1").is_err());
+        assert!(alias_name("$DEFAULT").is_err());
+        assert!(layer_name("deps").is_ok());
+        assert!(layer_name("deps-").is_err());
+        assert!(runtime("Python3.9").is_ok());
+        assert!(runtime("Python9").is_err());
+        assert!(flag("DnsCache", "TRUE").is_ok());
+        assert!(flag("DnsCache", "true").is_err());
+        assert!(function_type("HTTP").is_ok());
+        assert!(function_type("http").is_err());
+    }
+}
