@@ -1,1 +1,74 @@
+//! All durable state of Stratus: the metadata database (SQLite or PostgreSQL behind one interface, with one set
+//! of migrations), the operation queue with leases that lives in it, and the content-addressed blob directory.
+//!
+//! The store records; it does not decide. Which transition is allowed is the control plane's business; the store
+//! makes each recorded change atomic and conditional on the revision the caller decided from.
 
+mod accounts;
+mod blobs;
+mod db;
+mod error;
+mod functions;
+mod layers;
+mod ops;
+mod schema;
+
+pub use accounts::{Account, ApiKey, Namespace};
+pub use blobs::{BlobStore, sha256_hex};
+pub use db::{Db, Dialect, SqliteSync};
+pub use error::{Result, StoreError};
+pub use functions::{FunctionOrder, FunctionRow, ListQuery};
+pub use layers::{LayerRow, layer_target};
+pub use ops::{ClaimedOp, Finish, NewOp};
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The metadata database and the blob directory.
+#[derive(Clone)]
+pub struct Store {
+    pub(crate) db: Db,
+    pub blobs: BlobStore,
+}
+
+impl Store {
+    /// Opens the database at `url` (migrating it) and the blob directory under `data_dir`.
+    pub async fn open(url: &str, data_dir: &std::path::Path, sync: SqliteSync) -> Result<Store> {
+        let db = Db::connect(url, sync).await?;
+        let blobs = BlobStore::open(data_dir)?;
+        Ok(Store { db, blobs })
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    pub async fn schema_version(&self) -> Result<i64> {
+        self.db.schema_version().await
+    }
+
+    /// Every blob address a record or operation may still need.
+    pub async fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>> {
+        use sqlx::Row;
+        let mut set = std::collections::HashSet::new();
+        for sql in [
+            "SELECT serving_code AS s FROM functions WHERE serving_code IS NOT NULL",
+            "SELECT pending_code AS s FROM functions WHERE pending_code IS NOT NULL",
+            "SELECT content_sha AS s FROM layers",
+        ] {
+            for r in sqlx::query(sql).fetch_all(&self.db.read).await? {
+                set.insert(r.try_get::<String, _>("s")?);
+            }
+        }
+        Ok(set)
+    }
+
+    pub async fn close(&self) {
+        self.db.close().await;
+    }
+}

@@ -1,0 +1,163 @@
+//! Opening the database, its pools and its migrations.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, ConnectOptions, Executor, Row};
+
+use crate::error::{Result, StoreError};
+use crate::schema::MIGRATIONS;
+
+/// Which SQL dialect is behind the pools.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// How durable a SQLite commit is. `Full` survives power loss; `Normal` (WAL) survives a process crash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
+/// The metadata database. SQLite gets one writer connection (SQLite has one writer anyway, and a single
+/// connection avoids lock upgrades failing under contention) and a few readers; PostgreSQL shares one pool.
+#[derive(Clone)]
+pub struct Db {
+    pub(crate) read: AnyPool,
+    pub(crate) write: AnyPool,
+    pub(crate) dialect: Dialect,
+}
+
+impl Db {
+    /// Connects to `sqlite://PATH` (created if missing) or `postgres://…` and applies pending migrations.
+    pub async fn connect(url: &str, sync: SqliteSync) -> Result<Db> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        let db = match dialect {
+            Dialect::Sqlite => {
+                let url = if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                };
+                let opts = AnyConnectOptions::from_str(&url)?.disable_statement_logging();
+                let sync = match sync {
+                    SqliteSync::Full => "FULL",
+                    SqliteSync::Normal => "NORMAL",
+                };
+                let pragmas: &'static str = if sync == "FULL" {
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;"
+                } else {
+                    "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
+                };
+                let make = |max: u32| {
+                    AnyPoolOptions::new()
+                        .max_connections(max)
+                        .min_connections(1)
+                        .acquire_timeout(Duration::from_secs(30))
+                        .after_connect(move |conn, _| {
+                            Box::pin(async move {
+                                conn.execute(pragmas).await?;
+                                Ok(())
+                            })
+                        })
+                };
+                let write = make(1).connect_with(opts.clone()).await?;
+                write.execute("PRAGMA journal_mode = WAL").await?;
+                let read = make(4).connect_with(opts).await?;
+                Db {
+                    read,
+                    write,
+                    dialect,
+                }
+            }
+            Dialect::Postgres => {
+                let opts = AnyConnectOptions::from_str(url)?.disable_statement_logging();
+                let pool = AnyPoolOptions::new()
+                    .max_connections(16)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_with(opts)
+                    .await?;
+                Db {
+                    read: pool.clone(),
+                    write: pool,
+                    dialect,
+                }
+            }
+        };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        self.write
+            .execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
+            )
+            .await?;
+        for m in MIGRATIONS {
+            let mut tx = self.write.begin().await?;
+            if self.dialect == Dialect::Postgres {
+                // Two nodes starting together must not both apply a migration.
+                tx.execute("SELECT pg_advisory_xact_lock(7401)").await?;
+            }
+            let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if done {
+                continue;
+            }
+            let sql = match self.dialect {
+                Dialect::Sqlite => m.sqlite,
+                Dialect::Postgres => m.postgres,
+            };
+            for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+                tx.execute(stmt)
+                    .await
+                    .map_err(|source| StoreError::Migration {
+                        version: m.version,
+                        source,
+                    })?;
+            }
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_ms) VALUES ($1, $2, $3)")
+                .bind(m.version)
+                .bind(m.name)
+                .bind(crate::now_ms())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            tracing::info!(version = m.version, name = m.name, "applied migration");
+        }
+        Ok(())
+    }
+
+    /// The schema version in force.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let row = sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM schema_migrations")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(row.try_get::<i64, _>("v")?)
+    }
+
+    /// Closes every connection (graceful shutdown).
+    pub async fn close(&self) {
+        self.write.close().await;
+        self.read.close().await;
+    }
+}

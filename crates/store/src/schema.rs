@@ -1,0 +1,112 @@
+//! The one set of migrations, written in the SQL that SQLite and PostgreSQL both speak (BIGINT, TEXT, no
+//! auto-increment, JSON kept as TEXT). A migration that needs a dialect of its own gives both texts.
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub name: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+const V1: &str = r#"
+CREATE TABLE accounts (
+    app_id BIGINT PRIMARY KEY,
+    uin TEXT NOT NULL UNIQUE,
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE api_keys (
+    secret_id TEXT PRIMARY KEY,
+    secret_key TEXT NOT NULL,
+    app_id BIGINT NOT NULL REFERENCES accounts (app_id),
+    created_ms BIGINT NOT NULL
+);
+CREATE TABLE namespaces (
+    app_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    description TEXT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
+CREATE TABLE functions (
+    id TEXT PRIMARY KEY,
+    function_id TEXT NOT NULL,
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    serving TEXT,
+    pending TEXT,
+    serving_code TEXT,
+    pending_code TEXT,
+    runtime TEXT NOT NULL,
+    description TEXT NOT NULL,
+    version_description TEXT NOT NULL,
+    next_version BIGINT NOT NULL,
+    rev BIGINT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    UNIQUE (app_id, namespace, name, qualifier)
+);
+CREATE INDEX functions_by_add ON functions (app_id, namespace, qualifier, add_ms);
+CREATE INDEX functions_by_mod ON functions (app_id, namespace, qualifier, mod_ms);
+CREATE TABLE aliases (
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    name TEXT NOT NULL,
+    function_version TEXT NOT NULL,
+    routing TEXT NOT NULL,
+    description TEXT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, namespace, function_name, name)
+);
+CREATE TABLE layer_names (
+    app_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    next_version BIGINT NOT NULL,
+    PRIMARY KEY (app_id, name)
+);
+CREATE TABLE layers (
+    app_id BIGINT NOT NULL,
+    name TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    description TEXT NOT NULL,
+    license TEXT NOT NULL,
+    runtimes TEXT NOT NULL,
+    content_sha TEXT NOT NULL,
+    content_size BIGINT NOT NULL,
+    rev BIGINT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, name, version)
+);
+CREATE TABLE operations (
+    id TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    state TEXT NOT NULL,
+    attempt BIGINT NOT NULL,
+    lease_owner TEXT,
+    lease_until BIGINT NOT NULL,
+    created_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL,
+    outcome TEXT
+);
+CREATE INDEX operations_due ON operations (state, lease_until);
+CREATE INDEX operations_target ON operations (target, state);
+"#;
+
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "accounts, namespaces, functions, aliases, layers, operations",
+    sqlite: V1,
+    postgres: V1,
+}];
