@@ -1,1 +1,119 @@
+//! The SCF use cases: each accepts a typed request from an account, decides by the rules in `model`, and records
+//! the outcome through `store`, together with the durable operation that will finish it. The lifecycle workers
+//! ([`worker`]) claim those operations and drive every record to a terminal status.
 
+mod accounts;
+mod aliases;
+mod error;
+mod functions;
+mod layers;
+mod prepare;
+pub mod worker;
+
+use std::sync::Arc;
+
+use model::Limits;
+use store::Store;
+use tokio::sync::Notify;
+
+pub use accounts::{AccountUsage, NewAccount};
+pub use error::{ControlError, Result};
+pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
+pub use layers::PublishLayer;
+pub use prepare::PrepareLimits;
+pub use store::{FunctionOrder, FunctionRow, LayerRow, Namespace};
+
+/// Who is calling: every use case is scoped to this account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub app_id: i64,
+    pub uin: String,
+}
+
+/// Tunables of the control plane.
+#[derive(Debug, Clone)]
+pub struct ControlConfig {
+    pub limits: Limits,
+    pub prepare: PrepareLimits,
+    /// How long a claimed operation stays leased without a heartbeat.
+    pub lease_ms: i64,
+    /// After this many attempts an operation that keeps failing internally ends in its failed status.
+    pub max_attempts: i64,
+}
+
+impl Default for ControlConfig {
+    fn default() -> Self {
+        ControlConfig {
+            limits: Limits::default(),
+            prepare: PrepareLimits::default(),
+            lease_ms: 10_000,
+            max_attempts: 5,
+        }
+    }
+}
+
+/// The control plane: the store plus the rules.
+#[derive(Clone)]
+pub struct Control {
+    pub(crate) store: Store,
+    pub(crate) cfg: Arc<ControlConfig>,
+    /// Wakes the workers when an operation was recorded.
+    pub(crate) work: Arc<Notify>,
+}
+
+impl Control {
+    pub fn new(store: Store, cfg: ControlConfig) -> Self {
+        Control {
+            store,
+            cfg: Arc::new(cfg),
+            work: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &ControlConfig {
+        &self.cfg
+    }
+
+    /// Resolves a SecretId to its secret and the calling account (the API layer checks the signature).
+    pub async fn api_key(&self, secret_id: &str) -> Result<Option<(String, Caller)>> {
+        Ok(self.store.api_key(secret_id).await?.map(|k| {
+            (
+                k.secret_key,
+                Caller {
+                    app_id: k.app_id,
+                    uin: k.uin,
+                },
+            )
+        }))
+    }
+
+    pub(crate) fn wake_workers(&self) {
+        self.work.notify_one();
+    }
+}
+
+pub(crate) fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// A random string of `n` characters from `[a-z0-9]` (or `[A-Za-z0-9]` when `mixed`).
+pub(crate) fn random_token(n: usize, mixed: bool) -> String {
+    let alphabet: &[u8] = if mixed {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+    } else {
+        b"abcdefghijklmnopqrstuvwxyz0123456789"
+    };
+    let mut out = String::with_capacity(n);
+    while out.len() < n {
+        for b in uuid::Uuid::new_v4().into_bytes() {
+            if out.len() < n {
+                out.push(alphabet[b as usize % alphabet.len()] as char);
+            }
+        }
+    }
+    out
+}

@@ -234,3 +234,62 @@ mod tests {
         assert_eq!(a.versions().collect::<Vec<_>>(), ["1", "2"]);
     }
 }
+
+/// The settings a CreateFunction or UpdateFunctionConfiguration call gives; `None` keeps what is there (or the
+/// default, on create).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConfigPatch {
+    pub handler: Option<String>,
+    pub runtime: Option<String>,
+    pub memory_size: Option<i64>,
+    pub timeout: Option<i64>,
+    pub init_timeout: Option<i64>,
+    pub description: Option<String>,
+    pub environment: Option<Environment>,
+    pub layers: Option<Vec<LayerRef>>,
+    pub function_type: Option<String>,
+    pub role: Option<String>,
+    pub public_net: Option<String>,
+    pub install_dependency: Option<String>,
+    pub async_run_enable: Option<String>,
+    pub trace_enable: Option<String>,
+    pub dns_cache: Option<String>,
+    pub l5_enable: Option<String>,
+    pub cls_logset_id: Option<String>,
+    pub cls_topic_id: Option<String>,
+    pub stored: BTreeMap<String, serde_json::Value>,
+}
+
+impl ConfigPatch {
+    /// The configuration that results from applying this patch to `base`.
+    pub fn apply(&self, base: &FunctionConfig) -> FunctionConfig {
+        let mut c = base.clone();
+        fn set<T: Clone>(dst: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *dst = v.clone();
+            }
+        }
+        set(&mut c.handler, &self.handler);
+        set(&mut c.runtime, &self.runtime);
+        set(&mut c.memory_size, &self.memory_size);
+        set(&mut c.timeout, &self.timeout);
+        set(&mut c.init_timeout, &self.init_timeout);
+        set(&mut c.description, &self.description);
+        set(&mut c.environment, &self.environment);
+        set(&mut c.layers, &self.layers);
+        set(&mut c.function_type, &self.function_type);
+        set(&mut c.role, &self.role);
+        set(&mut c.public_net, &self.public_net);
+        set(&mut c.install_dependency, &self.install_dependency);
+        set(&mut c.async_run_enable, &self.async_run_enable);
+        set(&mut c.trace_enable, &self.trace_enable);
+        set(&mut c.dns_cache, &self.dns_cache);
+        set(&mut c.l5_enable, &self.l5_enable);
+        set(&mut c.cls_logset_id, &self.cls_logset_id);
+        set(&mut c.cls_topic_id, &self.cls_topic_id);
+        for (k, v) in &self.stored {
+            c.stored.insert(k.clone(), v.clone());
+        }
+        c
+    }
+}

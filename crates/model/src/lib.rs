@@ -11,8 +11,8 @@ pub mod time;
 pub mod validate;
 
 pub use function::{
-    Alias, CodeRef, Environment, FunctionConfig, FunctionKey, LayerRef, Qualifier, RoutingConfig,
-    Snapshot, StatusReason, VersionMatch, VersionWeight,
+    Alias, CodeRef, ConfigPatch, EnvVar, Environment, FunctionConfig, FunctionKey, LayerRef,
+    Qualifier, RoutingConfig, Snapshot, StatusReason, VersionMatch, VersionWeight,
 };
 pub use layer::LayerVersion;
 pub use limits::Limits;

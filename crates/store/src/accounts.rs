@@ -236,19 +236,21 @@ async fn insert_key(
     key: &ApiKey,
     now: i64,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO api_keys (secret_id, secret_key, app_id, created_ms) VALUES ($1, $2, $3, $4)")
-        .bind(&key.secret_id)
-        .bind(&key.secret_key)
-        .bind(key.app_id)
-        .bind(now)
-        .execute(&mut **tx)
-        .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                StoreError::AlreadyExists("key")
-            } else {
-                e.into()
-            }
-        })?;
+    sqlx::query(
+        "INSERT INTO api_keys (secret_id, secret_key, app_id, created_ms) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(&key.secret_id)
+    .bind(&key.secret_key)
+    .bind(key.app_id)
+    .bind(now)
+    .execute(&mut **tx)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e) {
+            StoreError::AlreadyExists("key")
+        } else {
+            e.into()
+        }
+    })?;
     Ok(())
 }

@@ -20,7 +20,10 @@ pub struct BlobStore {
 }
 
 fn valid_sha(sha: &str) -> bool {
-    sha.len() == 64 && sha.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    sha.len() == 64
+        && sha
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
 /// The lowercase hex sha256 of some bytes.
@@ -133,7 +136,10 @@ impl BlobStore {
         let dir = self.root.join("blobs");
         let now = SystemTime::now();
         let mut removed = 0;
-        for e in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))?.flatten() {
+        for e in fs::read_dir(&dir)
+            .map_err(|e| StoreError::io(&dir, e))?
+            .flatten()
+        {
             let name = e.file_name().to_string_lossy().into_owned();
             if !valid_sha(&name) || referenced.contains(&name) {
                 continue;
@@ -171,7 +177,10 @@ mod tests {
         assert_eq!(a.size, 5);
         assert_eq!(b.put(b"hello").expect("put again"), a);
         assert_eq!(b.read(&a.sha256).expect("read"), b"hello");
-        assert!(matches!(b.read("../etc/passwd"), Err(StoreError::BlobMissing { .. })));
+        assert!(matches!(
+            b.read("../etc/passwd"),
+            Err(StoreError::BlobMissing { .. })
+        ));
     }
 
     #[test]

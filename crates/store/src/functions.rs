@@ -1,8 +1,6 @@
 //! Function records: one row per qualifier (`$LATEST` and each published version), and their aliases.
 
-use model::{
-    Alias, FunctionKey, FunctionStatus, RoutingConfig, Snapshot, StatusReason,
-};
+use model::{Alias, FunctionKey, FunctionStatus, RoutingConfig, Snapshot, StatusReason};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -195,7 +193,11 @@ pub(crate) async fn insert_alias(
 
 impl Store {
     /// One record of a function, by qualifier.
-    pub async fn function(&self, key: &FunctionKey, qualifier: &str) -> Result<Option<FunctionRow>> {
+    pub async fn function(
+        &self,
+        key: &FunctionKey,
+        qualifier: &str,
+    ) -> Result<Option<FunctionRow>> {
         let sql = format!(
             "SELECT {COLUMNS} FROM functions WHERE app_id = $1 AND namespace = $2 AND name = $3 AND qualifier = $4"
         );
@@ -247,14 +249,15 @@ impl Store {
         namespace: &str,
         q: &ListQuery,
     ) -> Result<(Vec<FunctionRow>, i64)> {
-        let mut filter =
-            String::from("app_id = $1 AND namespace = $2 AND qualifier = '$LATEST'");
+        let mut filter = String::from("app_id = $1 AND namespace = $2 AND qualifier = '$LATEST'");
         let mut binds: Vec<String> = Vec::new();
         let mut next = 3;
         let like = |s: &str| {
             format!(
                 "%{}%",
-                s.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_")
+                s.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             )
         };
         if let Some(s) = &q.search {
@@ -326,7 +329,12 @@ impl Store {
 
     /// Records a new function (`$LATEST` row and its `$DEFAULT` alias) and the operation that will prepare it,
     /// in one transaction. `AlreadyExists` when the name is taken in that namespace.
-    pub async fn create_function(&self, row: &FunctionRow, default_alias: &Alias, op: &NewOp) -> Result<()> {
+    pub async fn create_function(
+        &self,
+        row: &FunctionRow,
+        default_alias: &Alias,
+        op: &NewOp,
+    ) -> Result<()> {
         let mut tx = self.db.write.begin().await?;
         insert_function_row(&mut tx, row).await?;
         insert_alias(&mut tx, &row.key, default_alias).await?;

@@ -32,10 +32,14 @@ fn layer_row(r: &AnyRow) -> Result<LayerRow> {
             reasons: from_json("layers.reasons", &r.try_get::<String, _>("reasons")?)?,
             description: r.try_get("description")?,
             license: r.try_get("license")?,
-            compatible_runtimes: from_json("layers.runtimes", &r.try_get::<String, _>("runtimes")?)?,
+            compatible_runtimes: from_json(
+                "layers.runtimes",
+                &r.try_get::<String, _>("runtimes")?,
+            )?,
             content: CodeRef {
                 sha256: r.try_get("content_sha")?,
-                size: u64::try_from(size).map_err(|e| StoreError::corrupt("layers.content_size", e))?,
+                size: u64::try_from(size)
+                    .map_err(|e| StoreError::corrupt("layers.content_size", e))?,
             },
             add_ms: r.try_get("add_ms")?,
         },
@@ -106,7 +110,12 @@ impl Store {
         Ok(Some(version))
     }
 
-    pub async fn layer_version(&self, app_id: i64, name: &str, version: i64) -> Result<Option<LayerRow>> {
+    pub async fn layer_version(
+        &self,
+        app_id: i64,
+        name: &str,
+        version: i64,
+    ) -> Result<Option<LayerRow>> {
         let r = sqlx::query(&format!(
             "SELECT {COLUMNS} FROM layers WHERE app_id = $1 AND name = $2 AND version = $3"
         ))

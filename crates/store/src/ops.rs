@@ -87,7 +87,12 @@ pub(crate) async fn insert_op(tx: &mut sqlx::Transaction<'_, sqlx::Any>, op: &Ne
 
 impl Store {
     /// Claims the oldest operation that is pending and not leased (or whose lease expired).
-    pub async fn claim_op(&self, owner: &str, now: i64, lease_ms: i64) -> Result<Option<ClaimedOp>> {
+    pub async fn claim_op(
+        &self,
+        owner: &str,
+        now: i64,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedOp>> {
         let pick = match self.db.dialect {
             Dialect::Sqlite => {
                 "SELECT id FROM operations WHERE state = 'pending' AND lease_until < $3 ORDER BY created_ms LIMIT 1"

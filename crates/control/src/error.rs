@@ -1,0 +1,59 @@
+use model::{InvalidValue, Rejection};
+use store::StoreError;
+use thiserror::Error;
+
+/// Why a use case refused or failed. The API layer maps each variant to one SCF error code.
+#[derive(Debug, Error)]
+pub enum ControlError {
+    /// A parameter value SCF would refuse (`InvalidParameterValue.<field>`).
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    /// A required parameter is absent.
+    #[error("the required parameter {0} is missing")]
+    Missing(&'static str),
+    #[error("function {name} does not exist in namespace {namespace}")]
+    FunctionNotFound { namespace: String, name: String },
+    #[error("namespace {0} does not exist")]
+    NamespaceNotFound(String),
+    #[error("version {version} of function {name} does not exist")]
+    VersionNotFound { name: String, version: String },
+    #[error("qualifier {qualifier} of function {name} does not exist")]
+    QualifierNotFound { name: String, qualifier: String },
+    #[error("alias {alias} of function {name} does not exist")]
+    AliasNotFound { name: String, alias: String },
+    #[error("layer {0} does not exist")]
+    LayerNotFound(String),
+    #[error("version {version} of layer {name} does not exist")]
+    LayerVersionNotFound { name: String, version: i64 },
+    #[error("function {0} already exists")]
+    FunctionExists(String),
+    #[error("namespace {0} already exists")]
+    NamespaceExists(String),
+    #[error("alias {0} already exists")]
+    AliasExists(String),
+    /// The call is not accepted in the record's status.
+    #[error("{}", .0.message())]
+    Rejected(Rejection),
+    #[error("version {version} is still routed to by alias {alias}: unbind it first")]
+    AliasBound { version: String, alias: String },
+    #[error("layer version {name}/{version} is {status}: try again when it is no longer changing")]
+    LayerBusy {
+        name: String,
+        version: i64,
+        status: model::LayerStatus,
+    },
+    /// A quota would be exceeded (`LimitExceeded.<what>`).
+    #[error("{message}")]
+    LimitExceeded { what: &'static str, message: String },
+    #[error("{0}")]
+    DeleteNamespace(String),
+    /// A feature Stratus does not offer (yet).
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("internal error: {0}")]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ControlError> = std::result::Result<T, E>;

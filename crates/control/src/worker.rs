@@ -1,0 +1,359 @@
+//! The lifecycle engine: workers claim operations with a lease, keep it alive with heartbeats while they work,
+//! and finish each in the same transaction as the record's terminal status. A worker that dies loses its lease
+//! and another worker (or the restarted process) resumes the operation; every step is idempotent.
+
+use std::time::Duration;
+
+use model::{FunctionStatus, LayerRef, LayerStatus, Qualifier, StatusReason};
+use store::{ClaimedOp, Finish, FunctionRow, StoreError};
+use tokio::sync::watch;
+
+use crate::functions::{OpPayload, new_version_row};
+use crate::prepare::prepare_blocking;
+use crate::{Control, ControlError, Result};
+
+/// How often an idle worker looks for operations left by another node or a crashed process.
+const IDLE_POLL: Duration = Duration::from_millis(500);
+
+/// Evaluates a fault-injection point (the `failpoints` feature); `Some(message)` when it is set to fire.
+fn injected(name: &str) -> Option<String> {
+    fail::fail_point!(name, |_| Some(format!("injected fault at `{name}`")));
+    None
+}
+
+fn internal(msg: impl Into<String>) -> Vec<StatusReason> {
+    vec![StatusReason::new("InternalError", msg)]
+}
+
+impl Control {
+    /// Runs `n` workers until `shutdown` turns true. `node` names this process in leases.
+    pub async fn run_workers(&self, n: usize, node: &str, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for i in 0..n.max(1) {
+            let me = self.clone();
+            let owner = format!("{node}/{i}");
+            let mut shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    if *shutdown.borrow() {
+                        break;
+                    }
+                    match me.run_one(&owner).await {
+                        Ok(true) => continue,
+                        Ok(false) => {}
+                        Err(e) => tracing::warn!(error = %e, "worker could not claim an operation"),
+                    }
+                    tokio::select! {
+                        _ = me.work.notified() => {}
+                        _ = tokio::time::sleep(IDLE_POLL) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                }
+            }));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+
+    /// Claims and runs one operation. `Ok(false)` when there was none.
+    pub async fn run_one(&self, owner: &str) -> Result<bool> {
+        let lease = self.cfg.lease_ms;
+        let Some(op) = self.store.claim_op(owner, store::now_ms(), lease).await? else {
+            return Ok(false);
+        };
+        // Keep the lease alive while the operation runs.
+        let heartbeat = {
+            let store = self.store.clone();
+            let op = op.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(Duration::from_millis((lease / 3).max(1) as u64)).await;
+                    if store.renew_op(&op, store::now_ms(), lease).await.is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let started = std::time::Instant::now();
+        let outcome = self.execute(&op).await;
+        heartbeat.abort();
+        match outcome {
+            Ok(finish) => {
+                let follow_up = matches!(
+                    finish,
+                    Finish::Promote {
+                        then_publish: Some(_),
+                        ..
+                    }
+                );
+                match self.store.finish_op(&op, finish, store::now_ms()).await {
+                Ok(()) => {
+                    if follow_up {
+                        self.wake_workers();
+                    }
+                    tracing::debug!(op = %op.id, kind = %op.kind, attempt = op.attempt, ms = started.elapsed().as_millis() as u64, "operation finished");
+                }
+                Err(StoreError::StaleOperation(_)) => {
+                    tracing::warn!(op = %op.id, kind = %op.kind, "operation was taken over; result dropped");
+                }
+                Err(e) => return Err(e.into()),
+            }
+            }
+            Err(e) => {
+                // Left pending: the lease runs out and the operation is tried again.
+                tracing::warn!(op = %op.id, kind = %op.kind, attempt = op.attempt, error = %e, "operation failed; will retry");
+            }
+        }
+        Ok(true)
+    }
+
+    /// Works out how an operation ends. Internal errors leave it for a retry, until `max_attempts`.
+    async fn execute(&self, op: &ClaimedOp) -> Result<Finish> {
+        let payload: OpPayload = match serde_json::from_str(&op.payload) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(op = %op.id, error = %e, "undecodable operation dropped");
+                return Ok(Finish::Nothing);
+            }
+        };
+        if op.attempt > self.cfg.max_attempts {
+            return self
+                .give_up(op, &payload, format!("gave up after {} attempts", op.attempt - 1))
+                .await;
+        }
+        match payload {
+            OpPayload::CreateFunction { row } => {
+                self.apply_snapshot(&row, FunctionStatus::Creating, "create-function", None)
+                    .await
+            }
+            OpPayload::UpdateFunction { row, publish } => {
+                self.apply_snapshot(&row, FunctionStatus::Updating, "update-function", publish)
+                    .await
+            }
+            OpPayload::PublishVersion { row } => {
+                self.apply_snapshot(&row, FunctionStatus::Publishing, "publish-version", None)
+                    .await
+            }
+            OpPayload::DeleteFunction { row } => {
+                let Some(r) = self.store.function_by_id(&row).await? else {
+                    return Ok(Finish::Nothing);
+                };
+                if let Some(msg) = injected("delete-function") {
+                    return Ok(fail_row(&r, FunctionStatus::DeleteFailed, internal(msg)));
+                }
+                Ok(Finish::DeleteFunction { key: r.key })
+            }
+            OpPayload::DeleteVersion { row } => {
+                let Some(r) = self.store.function_by_id(&row).await? else {
+                    return Ok(Finish::Nothing);
+                };
+                if let Some(msg) = injected("delete-function-version") {
+                    return Ok(fail_row(&r, FunctionStatus::DeleteFailed, internal(msg)));
+                }
+                Ok(Finish::DeleteVersion { row_id: r.id })
+            }
+            OpPayload::PublishLayer { name, version } => {
+                let Some(l) = self.store.layer_version(op.app_id, &name, version).await? else {
+                    return Ok(Finish::Nothing);
+                };
+                let layer_finish = |status, reasons| Finish::Layer {
+                    app_id: op.app_id,
+                    name: name.clone(),
+                    version,
+                    status,
+                    reasons,
+                };
+                if let Some(msg) = injected("publish-layer-version") {
+                    return Ok(layer_finish(LayerStatus::PublishFailed, internal(msg)));
+                }
+                let blobs = self.store.blobs.clone();
+                let limits = self.cfg.prepare.clone();
+                let content = l.layer.content.clone();
+                let reasons = tokio::task::spawn_blocking(move || {
+                    let unzip = store::unzip::UnzipLimits {
+                        max_entries: limits.max_entries,
+                        max_unpacked_bytes: limits.max_unpacked_bytes,
+                        max_ratio: limits.max_ratio,
+                    };
+                    match blobs.ensure_unpacked(&content.sha256, &unzip) {
+                        Ok(_) => Vec::new(),
+                        Err(e) => vec![crate::prepare::reason_for_unpack("layer content", e)],
+                    }
+                })
+                .await
+                .map_err(|e| ControlError::Internal(format!("preparation panicked: {e}")))?;
+                Ok(if reasons.is_empty() {
+                    layer_finish(LayerStatus::Active, Vec::new())
+                } else {
+                    layer_finish(LayerStatus::PublishFailed, reasons)
+                })
+            }
+            OpPayload::DeleteLayer { name, version } => {
+                if self.store.layer_version(op.app_id, &name, version).await?.is_none() {
+                    return Ok(Finish::Nothing);
+                }
+                let (status, reasons) = match injected("delete-layer-version") {
+                    Some(msg) => (LayerStatus::DeleteFailed, internal(msg)),
+                    None => (LayerStatus::Deleted, Vec::new()),
+                };
+                Ok(Finish::Layer {
+                    app_id: op.app_id,
+                    name,
+                    version,
+                    status,
+                    reasons,
+                })
+            }
+        }
+    }
+
+    /// Ends an operation that kept failing internally in its kind's failed status.
+    async fn give_up(&self, op: &ClaimedOp, payload: &OpPayload, why: String) -> Result<Finish> {
+        let row_failure = |status| async move {
+            Ok::<_, ControlError>(match self.store.function_by_id(match payload {
+                OpPayload::CreateFunction { row }
+                | OpPayload::UpdateFunction { row, .. }
+                | OpPayload::PublishVersion { row }
+                | OpPayload::DeleteFunction { row }
+                | OpPayload::DeleteVersion { row } => row,
+                _ => "",
+            })
+            .await?
+            {
+                Some(r) => fail_row(&r, status, internal(why.clone())),
+                None => Finish::Nothing,
+            })
+        };
+        match payload {
+            OpPayload::CreateFunction { .. } => row_failure(FunctionStatus::CreateFailed).await,
+            OpPayload::UpdateFunction { .. } => row_failure(FunctionStatus::UpdateFailed).await,
+            OpPayload::PublishVersion { .. } => row_failure(FunctionStatus::PublishFailed).await,
+            OpPayload::DeleteFunction { .. } | OpPayload::DeleteVersion { .. } => {
+                row_failure(FunctionStatus::DeleteFailed).await
+            }
+            OpPayload::PublishLayer { name, version } | OpPayload::DeleteLayer { name, version } => {
+                let status = if matches!(payload, OpPayload::PublishLayer { .. }) {
+                    LayerStatus::PublishFailed
+                } else {
+                    LayerStatus::DeleteFailed
+                };
+                Ok(Finish::Layer {
+                    app_id: op.app_id,
+                    name: name.clone(),
+                    version: *version,
+                    status,
+                    reasons: internal(why.clone()),
+                })
+            }
+        }
+    }
+
+    /// Prepares a record's pending snapshot and makes it serving, or fails the record with reasons.
+    async fn apply_snapshot(
+        &self,
+        row_id: &str,
+        expect: FunctionStatus,
+        failpoint: &str,
+        publish: Option<String>,
+    ) -> Result<Finish> {
+        let Some(row) = self.store.function_by_id(row_id).await? else {
+            return Ok(Finish::Nothing);
+        };
+        let failed = match expect {
+            FunctionStatus::Creating => FunctionStatus::CreateFailed,
+            FunctionStatus::Updating => FunctionStatus::UpdateFailed,
+            _ => FunctionStatus::PublishFailed,
+        };
+        let Some(snapshot) = row.pending.clone().filter(|_| row.status == expect) else {
+            // Already finished by an earlier attempt.
+            return Ok(Finish::Nothing);
+        };
+        if let Some(msg) = injected(failpoint) {
+            return Ok(fail_row(&row, failed, internal(msg)));
+        }
+        // Layers must exist; a new create or update also needs them Active. A version copies a snapshot that was
+        // already prepared, so a layer deleted since then still serves it.
+        let mut layers = Vec::new();
+        let mut reasons = Vec::new();
+        for l in &snapshot.config.layers {
+            match self
+                .store
+                .layer_version(row.key.app_id, &l.name, l.version)
+                .await?
+            {
+                None => reasons.push(StatusReason::new(
+                    "ResourceNotFound.LayerVersion",
+                    format!("layer {} version {} does not exist", l.name, l.version),
+                )),
+                Some(lv)
+                    if expect != FunctionStatus::Publishing
+                        && lv.layer.status != LayerStatus::Active =>
+                {
+                    reasons.push(StatusReason::new(
+                        "InvalidParameterValue.Layers",
+                        format!(
+                            "layer {} version {} is {}, not Active",
+                            l.name, l.version, lv.layer.status
+                        ),
+                    ))
+                }
+                Some(lv) => layers.push((
+                    LayerRef {
+                        name: l.name.clone(),
+                        version: l.version,
+                    },
+                    lv.layer.content,
+                )),
+            }
+        }
+        if reasons.is_empty() {
+            let blobs = self.store.blobs.clone();
+            let limits = self.cfg.prepare.clone();
+            let snap = snapshot.clone();
+            reasons = tokio::task::spawn_blocking(move || {
+                prepare_blocking(&blobs, &snap, &layers, &limits)
+            })
+            .await
+            .map_err(|e| ControlError::Internal(format!("preparation panicked: {e}")))?;
+        }
+        if !reasons.is_empty() {
+            return Ok(fail_row(&row, failed, reasons));
+        }
+        let then_publish = match publish {
+            Some(description) if row.qualifier == Qualifier::LATEST => {
+                let now = store::now_ms();
+                let version = new_version_row(&row, snapshot.clone(), &description, now);
+                let op = OpPayload::PublishVersion {
+                    row: version.id.clone(),
+                }
+                .into_op(row.key.app_id, version.id.clone(), now);
+                Some((version, op))
+            }
+            _ => None,
+        };
+        Ok(Finish::Promote {
+            row_id: row.id.clone(),
+            snapshot,
+            then_publish,
+        })
+    }
+
+    /// Removes blobs no record needs any more (after `grace`, which covers uploads not committed yet).
+    pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
+        let referenced = self.store.referenced_blobs().await?;
+        let blobs = self.store.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.collect(&referenced, grace))
+            .await
+            .map_err(|e| ControlError::Internal(format!("collector panicked: {e}")))?
+            .map_err(Into::into)
+    }
+}
+
+fn fail_row(row: &FunctionRow, status: FunctionStatus, reasons: Vec<StatusReason>) -> Finish {
+    Finish::Fail {
+        row_id: row.id.clone(),
+        status,
+        reasons,
+    }
+}
