@@ -233,7 +233,8 @@ impl fmt::Display for SymlinkReason {
 
 /// Why an archive could not be unpacked. Messages are lowercase and name
 /// the entry; names are shown with control characters escaped and cut at
-/// 200 characters, the fields hold them in full.
+/// 200 characters, while the fields hold them in full (except a symlink
+/// target refused as too long, which is kept to its first 64 bytes).
 #[derive(Debug, thiserror::Error)]
 pub enum UnzipError {
     /// The input is not a zip archive, or its directory is damaged.
@@ -281,7 +282,11 @@ pub enum UnzipError {
         max_ratio: u64,
     },
     /// Two entries resolve to the same path `path`.
-    #[error("entry `{}`: duplicate entry, `{}` was already unpacked", shown(.entry), shown(.path))]
+    #[error(
+        "entry `{}`: duplicate entry, an earlier entry also unpacks to `{}`",
+        shown(.entry),
+        shown(.path)
+    )]
     Duplicate { entry: String, path: String },
     /// The entry would be written inside `component`, which an earlier entry
     /// made a file or a symlink.
@@ -1058,4 +1063,880 @@ fn read_link_target(entry: &str, data: impl Read) -> Result<Vec<u8>, UnzipError>
         });
     }
     Ok(target)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+    use tempfile::TempDir;
+    use zip::ZipWriter;
+    use zip::result::ZipResult;
+    use zip::write::SimpleFileOptions;
+
+    type Writer = ZipWriter<Cursor<Vec<u8>>>;
+
+    const MIB: u64 = 1024 * 1024;
+
+    fn build(f: impl FnOnce(&mut Writer) -> ZipResult<()>) -> Vec<u8> {
+        let mut writer = ZipWriter::new(Cursor::new(Vec::new()));
+        f(&mut writer).expect("build zip");
+        writer.finish().expect("finish zip").into_inner()
+    }
+
+    fn opts(mode: u32) -> SimpleFileOptions {
+        SimpleFileOptions::default()
+            .compression_method(CompressionMethod::Deflated)
+            .unix_permissions(mode)
+    }
+
+    fn file(w: &mut Writer, name: &str, mode: u32, data: &[u8]) -> ZipResult<()> {
+        w.start_file(name, opts(mode))?;
+        w.write_all(data)?;
+        Ok(())
+    }
+
+    fn one_file(name: &str) -> Vec<u8> {
+        build(|w| file(w, name, 0o644, b"data"))
+    }
+
+    /// (raw name, central header offset, local header offset) of every
+    /// record of an archive without a comment.
+    fn headers(zip: &[u8]) -> Vec<(Vec<u8>, usize, usize)> {
+        let eocd = zip.len() - EOCD_LEN;
+        assert_eq!(le32(zip, eocd), Some(EOCD_SIG));
+        let count = le16(zip, eocd + 10).expect("count");
+        let mut pos = le32(zip, eocd + 16).expect("cd offset") as usize;
+        let mut out = Vec::new();
+        for _ in 0..count {
+            assert_eq!(le32(zip, pos), Some(CENTRAL_SIG));
+            let name_len = usize::from(le16(zip, pos + 28).expect("name len"));
+            let extra_len = usize::from(le16(zip, pos + 30).expect("extra len"));
+            let comment_len = usize::from(le16(zip, pos + 32).expect("comment len"));
+            let local = le32(zip, pos + 42).expect("local offset") as usize;
+            let name = zip[pos + CENTRAL_LEN..pos + CENTRAL_LEN + name_len].to_vec();
+            out.push((name, pos, local));
+            pos += CENTRAL_LEN + name_len + extra_len + comment_len;
+        }
+        out
+    }
+
+    /// Lets `f` edit the central and local headers of entry `name` (each
+    /// slice starts at its header's signature).
+    fn edit(zip: &mut [u8], name: &str, f: impl FnOnce(&mut [u8], &mut [u8])) {
+        let (_, central, local) = headers(zip)
+            .into_iter()
+            .find(|(n, ..)| n == name.as_bytes())
+            .expect("entry in archive");
+        let (head, tail) = zip.split_at_mut(central);
+        f(tail, &mut head[local..]);
+    }
+
+    /// Sets the full unix mode (file type bits included) of an entry, which
+    /// `unix_permissions` cannot do since it keeps only `mode & 0o777`.
+    fn set_unix_mode(zip: &mut [u8], name: &str, mode: u32) {
+        edit(zip, name, |central, _| {
+            central[5] = HOST_UNIX;
+            central[38..42].copy_from_slice(&(mode << 16).to_le_bytes());
+        });
+    }
+
+    /// Makes an entry look like it came from a DOS/Windows tool with no
+    /// attributes.
+    fn clear_unix_mode(zip: &mut [u8], name: &str) {
+        edit(zip, name, |central, _| {
+            central[5] = 0;
+            central[38..42].copy_from_slice(&0u32.to_le_bytes());
+        });
+    }
+
+    /// Overwrites the uncompressed size in both headers.
+    fn set_size(zip: &mut [u8], name: &str, size: u32) {
+        edit(zip, name, |central, local| {
+            central[24..28].copy_from_slice(&size.to_le_bytes());
+            local[22..26].copy_from_slice(&size.to_le_bytes());
+        });
+    }
+
+    struct Dest {
+        // The parent is kept empty apart from `path`, so tests can check that
+        // nothing was written next to the destination.
+        parent: TempDir,
+        path: PathBuf,
+    }
+
+    impl Dest {
+        fn new() -> Dest {
+            let parent = TempDir::new().expect("tempdir");
+            let path = parent.path().join("pkg");
+            fs::create_dir(&path).expect("mkdir dest");
+            Dest { parent, path }
+        }
+
+        fn join(&self, rel: &str) -> PathBuf {
+            self.path.join(rel)
+        }
+
+        fn nothing_outside(&self) {
+            let names: Vec<_> = fs::read_dir(self.parent.path())
+                .expect("read parent")
+                .map(|e| e.expect("dirent").file_name())
+                .collect();
+            assert_eq!(names, vec![std::ffi::OsString::from("pkg")]);
+        }
+    }
+
+    impl Drop for Dest {
+        fn drop(&mut self) {
+            // Read-only directories from the archives would stop the cleanup.
+            make_writable(&self.path);
+        }
+    }
+
+    fn make_writable(dir: &Path) {
+        let _ = fs::set_permissions(dir, fs::Permissions::from_mode(0o755));
+        if let Ok(listing) = fs::read_dir(dir) {
+            for entry in listing.flatten() {
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    make_writable(&entry.path());
+                }
+            }
+        }
+    }
+
+    /// Bytes of regular file content under `dir`.
+    fn tree_bytes(dir: &Path) -> u64 {
+        let mut total = 0;
+        for entry in fs::read_dir(dir).expect("read dir").flatten() {
+            let meta = fs::symlink_metadata(entry.path()).expect("lstat");
+            if meta.is_dir() {
+                total += tree_bytes(&entry.path());
+            } else if meta.is_file() {
+                total += meta.len();
+            }
+        }
+        total
+    }
+
+    fn mode_of(path: &Path) -> u32 {
+        fs::symlink_metadata(path)
+            .expect("lstat")
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    fn unpack_ok(zip: &[u8]) -> (Dest, Unpacked) {
+        let dest = Dest::new();
+        let done = unpack(zip, &dest.path, &UnzipLimits::default()).expect("unpack");
+        dest.nothing_outside();
+        (dest, done)
+    }
+
+    fn unpack_err_with(zip: &[u8], limits: &UnzipLimits) -> (Dest, UnzipError) {
+        let dest = Dest::new();
+        let err = unpack(zip, &dest.path, limits).expect_err("unpack should fail");
+        dest.nothing_outside();
+        (dest, err)
+    }
+
+    fn unpack_err(zip: &[u8]) -> UnzipError {
+        unpack_err_with(zip, &UnzipLimits::default()).1
+    }
+
+    /// `len` zeros in one deflated entry, written in chunks so the input is
+    /// never in memory.
+    fn zeros_zip(name: &str, len: u64) -> Vec<u8> {
+        build(|w| {
+            w.start_file(name, opts(0o644))?;
+            let chunk = vec![0u8; MIB as usize];
+            let mut left = len;
+            while left > 0 {
+                let n = left.min(MIB);
+                w.write_all(&chunk[..n as usize])?;
+                left -= n;
+            }
+            Ok(())
+        })
+    }
+
+    /// 200 MiB of zeros, built once for all the bomb tests.
+    fn bomb() -> &'static [u8] {
+        static BOMB: OnceLock<Vec<u8>> = OnceLock::new();
+        BOMB.get_or_init(|| zeros_zip("bomb.bin", 200 * MIB))
+    }
+
+    #[test]
+    fn normal_package_round_trips_content_and_modes() {
+        let big: Vec<u8> = (0..2 * MIB as u32).map(|i| (i * 7 % 251) as u8).collect();
+        let zip = build(|w| {
+            file(w, "README.md", 0o644, b"hello\n")?;
+            w.add_directory("bin/", opts(0o755))?;
+            file(w, "bin/scf_bootstrap", 0o755, b"#!/bin/sh\nexec ./app\n")?;
+            file(w, "src/app/main.py", 0o640, b"print('hi')\n")?;
+            file(w, "data/empty.txt", 0o600, b"")?;
+            w.start_file(
+                "big.bin",
+                SimpleFileOptions::default().compression_method(CompressionMethod::Stored),
+            )?;
+            w.write_all(&big)?;
+            Ok(())
+        });
+        let (dest, done) = unpack_ok(&zip);
+        assert_eq!(
+            done,
+            Unpacked {
+                files: 5,
+                dirs: 4,
+                symlinks: 0,
+                bytes: 6 + 21 + 12 + big.len() as u64,
+            }
+        );
+        assert_eq!(fs::read(dest.join("README.md")).expect("read"), b"hello\n");
+        assert_eq!(
+            fs::read(dest.join("bin/scf_bootstrap")).expect("read"),
+            b"#!/bin/sh\nexec ./app\n"
+        );
+        assert_eq!(
+            fs::read(dest.join("src/app/main.py")).expect("read"),
+            b"print('hi')\n"
+        );
+        assert_eq!(fs::read(dest.join("data/empty.txt")).expect("read"), b"");
+        assert_eq!(fs::read(dest.join("big.bin")).expect("read"), big);
+        assert_eq!(mode_of(&dest.join("README.md")), 0o644);
+        assert_eq!(mode_of(&dest.join("bin/scf_bootstrap")), 0o755);
+        assert_eq!(mode_of(&dest.join("src/app/main.py")), 0o640);
+        assert_eq!(mode_of(&dest.join("data/empty.txt")), 0o600);
+        assert_eq!(mode_of(&dest.join("bin")), 0o755);
+        assert_eq!(mode_of(&dest.join("src")), 0o755);
+        assert_eq!(mode_of(&dest.join("src/app")), 0o755);
+        assert!(is_executable_file(&dest.join("bin/scf_bootstrap")));
+        assert!(!is_executable_file(&dest.join("README.md")));
+    }
+
+    #[test]
+    fn entries_without_unix_mode_get_default_modes() {
+        let mut zip = build(|w| {
+            w.add_directory("d/", opts(0o700))?;
+            file(w, "d/f.txt", 0o600, b"x")
+        });
+        clear_unix_mode(&mut zip, "d/");
+        clear_unix_mode(&mut zip, "d/f.txt");
+        let (dest, _) = unpack_ok(&zip);
+        assert_eq!(mode_of(&dest.join("d")), 0o755);
+        assert_eq!(mode_of(&dest.join("d/f.txt")), 0o644);
+    }
+
+    #[test]
+    fn explicit_directory_after_its_contents_keeps_its_mode() {
+        let zip = build(|w| {
+            file(w, "p/q.txt", 0o644, b"q")?;
+            w.add_directory("p/", opts(0o750))
+        });
+        let (dest, done) = unpack_ok(&zip);
+        assert_eq!(done.dirs, 1);
+        assert_eq!(mode_of(&dest.join("p")), 0o750);
+        assert_eq!(fs::read(dest.join("p/q.txt")).expect("read"), b"q");
+    }
+
+    #[test]
+    fn unsafe_paths_are_rejected_naming_the_entry() {
+        let err = unpack_err(&one_file("../evil.py"));
+        assert_eq!(
+            err.to_string(),
+            "entry `../evil.py`: path escapes the package"
+        );
+
+        let cases: &[(&str, UnsafePathReason)] = &[
+            ("a/../../x", UnsafePathReason::ParentComponent),
+            ("a/b/..", UnsafePathReason::ParentComponent),
+            ("..\\evil.py", UnsafePathReason::ParentComponent),
+            ("a\\..\\..\\evil.py", UnsafePathReason::ParentComponent),
+            ("/etc/passwd", UnsafePathReason::Absolute),
+            ("\\evil.py", UnsafePathReason::Absolute),
+            ("\\\\server\\share\\x", UnsafePathReason::Absolute),
+            ("C:\\evil.py", UnsafePathReason::DriveLetter),
+            ("c:evil.py", UnsafePathReason::DriveLetter),
+            ("a\0b", UnsafePathReason::Nul),
+            ("", UnsafePathReason::Empty),
+            (".", UnsafePathReason::Empty),
+        ];
+        for (name, want) in cases {
+            let zip = one_file(name);
+            match unpack_err(&zip) {
+                UnzipError::UnsafePath { entry, reason } => {
+                    assert_eq!(&entry, name);
+                    assert_eq!(reason, *want, "{name:?}");
+                }
+                other => panic!("{name:?}: unexpected {other}"),
+            }
+        }
+        // A directory entry for the root itself (`./`) is a harmless no-op.
+        let zip = build(|w| w.add_directory("./", opts(0o700)));
+        let (dest, done) = unpack_ok(&zip);
+        assert_eq!(done, Unpacked::default());
+        assert_eq!(fs::read_dir(&dest.path).expect("read").count(), 0);
+
+        let err = unpack_err(&one_file("C:\\evil.py"));
+        assert_eq!(
+            err.to_string(),
+            "entry `C:\\evil.py`: path starts with a drive letter"
+        );
+        let err = unpack_err(&one_file("a\0b"));
+        assert_eq!(
+            err.to_string(),
+            "entry `a\\u{0}b`: name contains a NUL byte"
+        );
+    }
+
+    #[test]
+    fn backslash_is_a_separator() {
+        let zip = build(|w| file(w, "dir\\sub\\file.py", 0o644, b"x = 1\n"));
+        let (dest, done) = unpack_ok(&zip);
+        assert_eq!(done.dirs, 2);
+        assert_eq!(
+            fs::read(dest.join("dir/sub/file.py")).expect("read"),
+            b"x = 1\n"
+        );
+        assert_eq!(fs::read_dir(&dest.path).expect("read").count(), 1);
+    }
+
+    #[test]
+    fn symlinks_inside_the_package_are_allowed() {
+        let zip = build(|w| {
+            file(w, "lib/real.so", 0o755, b"ELF")?;
+            w.add_symlink("lib/link.so", "real.so", opts(0o777))?;
+            w.add_symlink("bin/tool", "../lib/./real.so", opts(0o777))?;
+            w.add_symlink("self", ".", opts(0o777))?;
+            w.add_symlink("a/b/root", "../..", opts(0o777))?;
+            w.add_symlink("dangling", "not/there", opts(0o777))?;
+            w.add_symlink("scf_bootstrap", "lib/real.so", opts(0o777))
+        });
+        let (dest, done) = unpack_ok(&zip);
+        assert_eq!(done.symlinks, 6);
+        assert_eq!(done.files, 1);
+        let link = |p: &str| fs::read_link(dest.join(p)).expect("readlink");
+        assert_eq!(link("lib/link.so"), Path::new("real.so"));
+        assert_eq!(link("bin/tool"), Path::new("../lib/./real.so"));
+        assert_eq!(link("self"), Path::new("."));
+        assert_eq!(link("a/b/root"), Path::new("../.."));
+        assert_eq!(fs::read(dest.join("bin/tool")).expect("read"), b"ELF");
+        assert!(is_executable_file(&dest.join("scf_bootstrap")));
+        // Containment is judged against the link's own directory.
+        assert!(!is_executable_file(&dest.join("bin/tool")));
+    }
+
+    #[test]
+    fn escaping_symlinks_are_rejected() {
+        let cases: &[(&str, &str, SymlinkReason)] = &[
+            ("l", "/etc/passwd", SymlinkReason::Absolute),
+            ("l", "..", SymlinkReason::Escapes),
+            ("l", "../x", SymlinkReason::Escapes),
+            ("a/b/l", "../../../x", SymlinkReason::Escapes),
+            ("a/l", "x/../../y", SymlinkReason::ParentAfterName),
+            ("a/l", "x/..", SymlinkReason::ParentAfterName),
+            ("l", "..\\x", SymlinkReason::Backslash),
+            ("l", "", SymlinkReason::Empty),
+        ];
+        for (name, target, want) in cases {
+            let zip = build(|w| w.add_symlink(*name, *target, opts(0o777)));
+            match unpack_err(&zip) {
+                UnzipError::UnsafeSymlink {
+                    entry,
+                    target: got,
+                    reason,
+                } => {
+                    assert_eq!(&entry, name);
+                    assert_eq!(&got, target);
+                    assert_eq!(reason, *want, "{name} -> {target}");
+                }
+                other => panic!("{name} -> {target}: unexpected {other}"),
+            }
+        }
+        let zip = build(|w| w.add_symlink("etc", "/etc", opts(0o777)));
+        assert_eq!(
+            unpack_err(&zip).to_string(),
+            "entry `etc`: symlink target `/etc` is absolute"
+        );
+        let long = "a/".repeat(3000);
+        let zip = build(|w| w.add_symlink("l", &long, opts(0o777)));
+        assert!(matches!(
+            unpack_err(&zip),
+            UnzipError::UnsafeSymlink {
+                reason: SymlinkReason::TooLong,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn never_writes_through_an_earlier_symlink() {
+        // `a -> .` then `a/../../x`: the `..` is refused outright.
+        let zip = build(|w| {
+            w.add_symlink("a", ".", opts(0o777))?;
+            file(w, "a/../../x", 0o644, b"pwned")
+        });
+        assert!(matches!(
+            unpack_err(&zip),
+            UnzipError::UnsafePath {
+                reason: UnsafePathReason::ParentComponent,
+                ..
+            }
+        ));
+
+        // `d -> /etc` then `d/passwd`: the link itself is refused.
+        let zip = build(|w| {
+            w.add_symlink("d", "/etc", opts(0o777))?;
+            file(w, "d/passwd", 0o644, b"root::0:0::/:/bin/sh\n")
+        });
+        assert!(matches!(
+            unpack_err(&zip),
+            UnzipError::UnsafeSymlink {
+                reason: SymlinkReason::Absolute,
+                ..
+            }
+        ));
+
+        // A link that stays inside is fine, writing through it is not.
+        for target in [".", "sub", "sub/deeper"] {
+            let zip = build(|w| {
+                w.add_directory("sub/deeper/", opts(0o755))?;
+                w.add_symlink("d", target, opts(0o777))?;
+                file(w, "d/x", 0o644, b"through")
+            });
+            let (dest, err) = unpack_err_with(&zip, &UnzipLimits::default());
+            assert_eq!(
+                err.to_string(),
+                "entry `d/x`: `d` is a symlink from an earlier entry, not a directory"
+            );
+            assert!(!dest.join("x").exists());
+            assert!(!dest.join("sub/x").exists());
+            assert!(!dest.join("sub/deeper/x").exists());
+        }
+
+        // Nor may a directory entry reuse the link's name.
+        let zip = build(|w| {
+            w.add_symlink("d", "sub", opts(0o777))?;
+            w.add_directory("d/", opts(0o755))
+        });
+        assert!(matches!(unpack_err(&zip), UnzipError::Duplicate { .. }));
+    }
+
+    #[test]
+    fn crafted_unix_mode_is_read_back_by_the_zip_reader() {
+        let mut zip = one_file("pipe");
+        set_unix_mode(&mut zip, "pipe", 0o010_644);
+        let mut archive = ZipArchive::new(Cursor::new(&zip[..])).expect("open");
+        let entry = archive.by_name("pipe").expect("entry");
+        assert_eq!(entry.unix_mode(), Some(0o010_644));
+    }
+
+    #[test]
+    fn special_files_are_rejected() {
+        let cases = [
+            (0o010_644, "fifo"),
+            (0o020_644, "character device"),
+            (0o060_644, "block device"),
+            (0o140_755, "socket"),
+            (0o170_644, "special file of unknown type"),
+        ];
+        for (mode, kind) in cases {
+            let mut zip = one_file("node");
+            set_unix_mode(&mut zip, "node", mode);
+            let err = unpack_err(&zip);
+            assert!(
+                matches!(&err, UnzipError::SpecialFile { entry, mode: m } if entry == "node" && *m == mode),
+                "{err}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!("entry `node`: {kind} is not allowed (unix mode {mode:#o})")
+            );
+        }
+    }
+
+    #[test]
+    fn setuid_setgid_and_sticky_bits_are_cleared() {
+        let mut zip = build(|w| {
+            file(w, "suid", 0o755, b"#!/bin/sh\n")?;
+            file(w, "sgid", 0o750, b"x")?;
+            file(w, "unreadable", 0o000, b"x")?;
+            w.add_directory("sticky/", opts(0o777))?;
+            w.add_directory("locked/", opts(0o000))?;
+            file(w, "locked/inside", 0o644, b"still written")
+        });
+        set_unix_mode(&mut zip, "suid", S_IFREG | 0o4755);
+        set_unix_mode(&mut zip, "sgid", S_IFREG | 0o2750);
+        set_unix_mode(&mut zip, "sticky/", S_IFDIR | 0o1777);
+        let (dest, _) = unpack_ok(&zip);
+        assert_eq!(mode_of(&dest.join("suid")), 0o755);
+        assert_eq!(mode_of(&dest.join("sgid")), 0o750);
+        assert_eq!(mode_of(&dest.join("unreadable")), 0o400);
+        assert_eq!(mode_of(&dest.join("sticky")), 0o777);
+        assert_eq!(mode_of(&dest.join("locked")), 0o500);
+        assert_eq!(
+            fs::read(dest.join("locked/inside")).expect("read"),
+            b"still written"
+        );
+    }
+
+    #[test]
+    fn entry_count_is_capped() {
+        let zip = build(|w| {
+            for i in 0..11 {
+                file(w, &format!("f{i}"), 0o644, b"")?;
+            }
+            Ok(())
+        });
+        assert_eq!(declared_entry_count(&zip), Some(11));
+        let limits = UnzipLimits {
+            max_entries: 10,
+            ..UnzipLimits::default()
+        };
+        let (dest, err) = unpack_err_with(&zip, &limits);
+        assert!(
+            matches!(err, UnzipError::TooManyEntries { count: 11, max: 10 }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "archive has 11 entries, over the limit of 10"
+        );
+        assert_eq!(fs::read_dir(&dest.path).expect("read").count(), 0);
+
+        let limits = UnzipLimits {
+            max_entries: 11,
+            ..UnzipLimits::default()
+        };
+        let dest = Dest::new();
+        let done = unpack(&zip, &dest.path, &limits).expect("11 entries fit");
+        assert_eq!(done.files, 11);
+    }
+
+    #[test]
+    fn zip_bomb_is_stopped_by_the_byte_cap() {
+        let cap = 8 * MIB;
+        let limits = UnzipLimits {
+            max_unpacked_bytes: cap,
+            max_ratio: u64::MAX,
+            ..UnzipLimits::default()
+        };
+        // Honest header: refused before anything is written.
+        let (dest, err) = unpack_err_with(bomb(), &limits);
+        assert!(
+            matches!(&err, UnzipError::TooLarge { entry, limit } if entry == "bomb.bin" && *limit == cap),
+            "{err}"
+        );
+        assert_eq!(tree_bytes(&dest.path), 0);
+
+        // Header claiming 1000 bytes: caught while copying, at the cap.
+        let mut lying = bomb().to_vec();
+        set_size(&mut lying, "bomb.bin", 1000);
+        let (dest, err) = unpack_err_with(&lying, &limits);
+        assert!(
+            matches!(&err, UnzipError::TooLarge { entry, limit } if entry == "bomb.bin" && *limit == cap),
+            "{err}"
+        );
+        let written = tree_bytes(&dest.path);
+        assert!(written <= cap, "{written} bytes written past the cap");
+        assert!(
+            written > cap - 2 * COPY_CHUNK as u64,
+            "stopped early at {written}"
+        );
+    }
+
+    #[test]
+    fn zip_bomb_is_stopped_by_the_ratio_cap() {
+        let compressed = bomb().len() as u64;
+        // Honest header, default limits: refused before anything is written.
+        let (dest, err) = unpack_err_with(bomb(), &UnzipLimits::default());
+        assert!(
+            matches!(&err, UnzipError::RatioTooHigh { entry, unpacked, .. }
+                if entry == "bomb.bin" && *unpacked == 200 * MIB),
+            "{err}"
+        );
+        assert_eq!(tree_bytes(&dest.path), 0);
+
+        // Header claiming 1000 bytes: caught while copying.
+        let mut lying = bomb().to_vec();
+        set_size(&mut lying, "bomb.bin", 1000);
+        let limits = UnzipLimits {
+            max_ratio: 100,
+            ..UnzipLimits::default()
+        };
+        let (dest, err) = unpack_err_with(&lying, &limits);
+        assert!(
+            matches!(&err, UnzipError::RatioTooHigh { entry, max_ratio: 100, .. } if entry == "bomb.bin"),
+            "{err}"
+        );
+        let bound = RATIO_EXEMPT_BYTES.max(compressed * 100);
+        let written = tree_bytes(&dest.path);
+        assert!(written <= bound, "{written} bytes written past {bound}");
+        assert!(written > 0);
+    }
+
+    #[test]
+    fn small_entries_are_exempt_from_the_ratio_cap() {
+        let zip = zeros_zip("zeros.txt", RATIO_EXEMPT_BYTES);
+        let limits = UnzipLimits {
+            max_ratio: 2,
+            ..UnzipLimits::default()
+        };
+        let dest = Dest::new();
+        let done = unpack(&zip, &dest.path, &limits).expect("small entry is exempt");
+        assert_eq!(done.bytes, RATIO_EXEMPT_BYTES);
+
+        let zip = zeros_zip("zeros.txt", RATIO_EXEMPT_BYTES + 1);
+        let (_, err) = unpack_err_with(&zip, &limits);
+        assert!(matches!(err, UnzipError::RatioTooHigh { .. }), "{err}");
+    }
+
+    #[test]
+    fn not_a_zip_and_truncated_zip_are_rejected() {
+        for junk in [&b""[..], b"definitely not a zip archive", &[0u8; 100]] {
+            assert!(
+                matches!(unpack_err(junk), UnzipError::InvalidArchive { .. }),
+                "{junk:?}"
+            );
+        }
+        let zip = build(|w| {
+            file(w, "a.txt", 0o644, &[b'a'; 4000])?;
+            file(w, "b.txt", 0o644, &[b'b'; 4000])
+        });
+        for cut in [zip.len() / 2, zip.len() - 1, 30] {
+            let err = unpack_err(&zip[..cut]);
+            assert!(
+                matches!(err, UnzipError::InvalidArchive { .. }),
+                "cut at {cut}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("not a zip archive or corrupt archive: ")
+            );
+        }
+    }
+
+    #[test]
+    fn corrupt_entry_data_is_rejected() {
+        let mut zip = build(|w| {
+            w.start_file(
+                "a.txt",
+                SimpleFileOptions::default().compression_method(CompressionMethod::Stored),
+            )?;
+            w.write_all(b"hello world")?;
+            Ok(())
+        });
+        // Flip a data byte: the checksum no longer matches.
+        let (_, _, local) = headers(&zip)[0].clone();
+        let data = local + 30 + "a.txt".len();
+        zip[data] ^= 0xff;
+        let err = unpack_err(&zip);
+        assert!(
+            matches!(&err, UnzipError::CorruptEntry { entry, .. } if entry == "a.txt"),
+            "{err}"
+        );
+
+        // A header that claims more than the data holds.
+        let mut zip = one_file("short.txt");
+        set_size(&mut zip, "short.txt", 10);
+        let err = unpack_err(&zip);
+        assert_eq!(
+            err.to_string(),
+            "entry `short.txt`: corrupt data: header says 10 bytes but the data has 4"
+        );
+    }
+
+    #[test]
+    fn duplicate_entries_are_rejected() {
+        // Byte-identical names: the writer refuses them, so rename one.
+        let mut zip = build(|w| {
+            file(w, "dup.txt", 0o644, b"first")?;
+            file(w, "dxp.txt", 0o644, b"second")
+        });
+        let (_, central, local) = headers(&zip)[1].clone();
+        for at in [central + CENTRAL_LEN, local + 30] {
+            zip[at..at + 7].copy_from_slice(b"dup.txt");
+        }
+        // The zip reader alone would see one entry and hide the other.
+        assert_eq!(
+            ZipArchive::new(Cursor::new(&zip[..])).expect("open").len(),
+            1
+        );
+        let err = unpack_err(&zip);
+        assert_eq!(
+            err.to_string(),
+            "entry `dup.txt`: duplicate entry, an earlier entry also unpacks to `dup.txt`"
+        );
+
+        // Different names for the same path.
+        let pairs: &[(&str, &str)] = &[
+            ("a/b", "a//b"),
+            ("x", "./x"),
+            ("dir/f", "dir\\f"),
+            ("same", "same/"),
+            ("d/", "./d/"),
+        ];
+        for (first, second) in pairs {
+            let zip = build(|w| {
+                for name in [first, second] {
+                    if name.ends_with('/') {
+                        w.add_directory(*name, opts(0o755))?;
+                    } else {
+                        file(w, name, 0o644, b"x")?;
+                    }
+                }
+                Ok(())
+            });
+            match unpack_err(&zip) {
+                UnzipError::Duplicate { entry, .. } => assert_eq!(&entry, second),
+                other => panic!("{first} + {second}: unexpected {other}"),
+            }
+        }
+
+        // A file where an earlier entry needs a directory.
+        let zip = build(|w| {
+            file(w, "a", 0o644, b"file")?;
+            file(w, "a/b", 0o644, b"under a file")
+        });
+        assert_eq!(
+            unpack_err(&zip).to_string(),
+            "entry `a/b`: `a` is a file from an earlier entry, not a directory"
+        );
+    }
+
+    #[test]
+    fn encrypted_and_unsupported_entries_are_rejected() {
+        let mut zip = one_file("secret.txt");
+        edit(&mut zip, "secret.txt", |central, local| {
+            central[8] |= 1;
+            local[6] |= 1;
+        });
+        assert_eq!(
+            unpack_err(&zip).to_string(),
+            "entry `secret.txt`: encrypted entries are not supported"
+        );
+
+        let mut zip = one_file("packed.txt");
+        edit(&mut zip, "packed.txt", |central, local| {
+            central[10..12].copy_from_slice(&14u16.to_le_bytes());
+            local[8..10].copy_from_slice(&14u16.to_le_bytes());
+        });
+        let err = unpack_err(&zip);
+        assert!(
+            matches!(&err, UnzipError::UnsupportedCompression { entry, .. } if entry == "packed.txt"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("only stored and deflate are supported")
+        );
+    }
+
+    #[test]
+    fn budget_is_shared_across_archives() {
+        let code = build(|w| file(w, "index.py", 0o644, &[b'c'; 1000]));
+        let layer = build(|w| file(w, "lib/layer.py", 0o644, &[b'l'; 600]));
+        let small_layer = build(|w| file(w, "lib/small.py", 0o644, &[b's'; 500]));
+        let limits = UnzipLimits::default();
+
+        let mut budget = Budget::new(1500);
+        let code_dir = Dest::new();
+        let done = unpack_with_budget(&code, &code_dir.path, &limits, &mut budget).expect("code");
+        assert_eq!(done.bytes, 1000);
+        assert_eq!((budget.used(), budget.remaining()), (1000, 500));
+
+        let layer_dir = Dest::new();
+        let err = unpack_with_budget(&layer, &layer_dir.path, &limits, &mut budget)
+            .expect_err("over the shared budget");
+        assert!(
+            matches!(&err, UnzipError::TooLarge { entry, limit: 1500 } if entry == "lib/layer.py"),
+            "{err}"
+        );
+        assert_eq!(tree_bytes(&layer_dir.path), 0);
+
+        let small_dir = Dest::new();
+        unpack_with_budget(&small_layer, &small_dir.path, &limits, &mut budget)
+            .expect("fits exactly");
+        assert_eq!(budget.remaining(), 0);
+
+        // The archive's own limit still applies under a larger budget.
+        let mut budget = Budget::new(10_000);
+        let limits = UnzipLimits {
+            max_unpacked_bytes: 999,
+            ..UnzipLimits::default()
+        };
+        let dest = Dest::new();
+        let err = unpack_with_budget(&code, &dest.path, &limits, &mut budget)
+            .expect_err("over the archive limit");
+        assert!(
+            matches!(err, UnzipError::TooLarge { limit: 999, .. }),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "entry `index.py`: unpacked size over the limit of 999 bytes"
+        );
+    }
+
+    #[test]
+    fn destination_must_be_an_existing_empty_directory() {
+        let zip = one_file("a.txt");
+        let limits = UnzipLimits::default();
+        let dest = Dest::new();
+        fs::write(dest.join("already"), b"x").expect("write");
+        assert!(matches!(
+            unpack(&zip, &dest.path, &limits),
+            Err(UnzipError::Destination {
+                reason: "is not empty",
+                ..
+            })
+        ));
+        assert!(matches!(
+            unpack(&zip, &dest.join("already"), &limits),
+            Err(UnzipError::Destination {
+                reason: "is not a directory",
+                ..
+            })
+        ));
+        assert!(matches!(
+            unpack(&zip, &dest.join("missing"), &limits),
+            Err(UnzipError::Destination {
+                reason: "does not exist",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn is_executable_file_checks_kind_bits_and_containment() {
+        let dir = TempDir::new().expect("tempdir");
+        let pkg = dir.path().join("pkg");
+        fs::create_dir(&pkg).expect("mkdir");
+        let write = |name: &Path, mode: u32| {
+            fs::write(name, b"#!/bin/sh\n").expect("write");
+            fs::set_permissions(name, fs::Permissions::from_mode(mode)).expect("chmod");
+        };
+        write(&pkg.join("exec"), 0o755);
+        write(&pkg.join("owner_only"), 0o700);
+        write(&pkg.join("plain"), 0o644);
+        write(&dir.path().join("outside"), 0o755);
+        std::os::unix::fs::symlink("exec", pkg.join("inside_link")).expect("symlink");
+        std::os::unix::fs::symlink("../outside", pkg.join("escaping_link")).expect("symlink");
+        fs::create_dir(pkg.join("adir")).expect("mkdir");
+
+        assert!(is_executable_file(&pkg.join("exec")));
+        assert!(is_executable_file(&pkg.join("owner_only")));
+        assert!(is_executable_file(&pkg.join("inside_link")));
+        assert!(!is_executable_file(&pkg.join("plain")));
+        assert!(!is_executable_file(&pkg.join("escaping_link")));
+        assert!(!is_executable_file(&pkg.join("adir")));
+        assert!(!is_executable_file(&pkg.join("missing")));
+    }
+
+    #[test]
+    fn messages_escape_control_characters_and_cut_long_names() {
+        assert_eq!(shown("a\nb"), "a\\nb");
+        let long = "x".repeat(500);
+        assert_eq!(shown(&long).chars().count(), 201);
+    }
 }
