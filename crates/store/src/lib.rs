@@ -12,6 +12,7 @@ mod functions;
 mod layers;
 mod ops;
 mod schema;
+pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, sha256_hex};
