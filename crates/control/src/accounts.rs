@@ -36,7 +36,10 @@ impl Control {
         for _ in 0..8 {
             let seed = uuid::Uuid::new_v4().as_u128();
             let app_id = 1_250_000_000 + (seed % 700_000_000) as i64;
-            let uin = format!("{}", 100_000_000_000u64 + ((seed >> 64) % 900_000_000_000) as u64);
+            let uin = format!(
+                "{}",
+                100_000_000_000u64 + ((seed >> 64) % 900_000_000_000) as u64
+            );
             let account = Account {
                 app_id,
                 uin: uin.clone(),

@@ -33,7 +33,10 @@ impl Control {
             if !(0.0..=1.0).contains(&w.weight) || !w.weight.is_finite() {
                 return Err(InvalidValue::new(
                     "RoutingConfig",
-                    format!("weight {} of version {} is not between 0 and 1.", w.weight, w.version),
+                    format!(
+                        "weight {} of version {} is not between 0 and 1.",
+                        w.weight, w.version
+                    ),
                 )
                 .into());
             }
@@ -68,7 +71,10 @@ impl Control {
             if m.method == "range" && parse_range(&m.expression).is_none() {
                 return Err(InvalidValue::new(
                     "RoutingConfig",
-                    format!("range expression `{}` is not of the form `[a,b)`.", m.expression),
+                    format!(
+                        "range expression `{}` is not of the form `[a,b)`.",
+                        m.expression
+                    ),
                 )
                 .into());
             }
@@ -88,7 +94,8 @@ impl Control {
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
         self.latest(&key).await?;
-        self.check_alias_target(&key, &alias.function_version).await?;
+        self.check_alias_target(&key, &alias.function_version)
+            .await?;
         self.check_routing(&key, &alias.function_version, &alias.routing)
             .await?;
         match self
@@ -154,7 +161,8 @@ impl Control {
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
         self.latest(&key).await?;
-        self.check_alias_target(&key, &alias.function_version).await?;
+        self.check_alias_target(&key, &alias.function_version)
+            .await?;
         self.check_routing(&key, &alias.function_version, &alias.routing)
             .await?;
         if self.store.update_alias(&key, &alias).await? {

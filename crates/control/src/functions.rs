@@ -193,7 +193,12 @@ impl Control {
         validate::config(&config, &self.cfg.limits)?;
         self.require_namespace(caller, &req.namespace).await?;
         let key = self.key(caller, &req.namespace, &req.name);
-        if self.store.function(&key, Qualifier::LATEST).await?.is_some() {
+        if self
+            .store
+            .function(&key, Qualifier::LATEST)
+            .await?
+            .is_some()
+        {
             return Err(ControlError::FunctionExists(req.name));
         }
         let count = self
@@ -242,7 +247,9 @@ impl Control {
         .into_op(caller.app_id, row.id.clone(), now);
         match self.store.create_function(&row, &alias, &op).await {
             Ok(()) => {}
-            Err(StoreError::AlreadyExists(_)) => return Err(ControlError::FunctionExists(req.name)),
+            Err(StoreError::AlreadyExists(_)) => {
+                return Err(ControlError::FunctionExists(req.name));
+            }
             Err(e) => return Err(e.into()),
         }
         self.wake_workers();
@@ -329,7 +336,14 @@ impl Control {
             .into_op(caller.app_id, row.id.clone(), now);
             match self
                 .store
-                .begin_change(&row.id, row.rev, FunctionStatus::Updating, Some(&pending), &op, now)
+                .begin_change(
+                    &row.id,
+                    row.rev,
+                    FunctionStatus::Updating,
+                    Some(&pending),
+                    &op,
+                    now,
+                )
                 .await
             {
                 Ok(()) => {
@@ -545,8 +559,13 @@ impl Control {
         qualifier: &str,
     ) -> Result<()> {
         let key = self.key(caller, namespace, name);
-        self.delete_version(caller, &key, qualifier, FunctionAction::DeleteFunctionVersion)
-            .await
+        self.delete_version(
+            caller,
+            &key,
+            qualifier,
+            FunctionAction::DeleteFunctionVersion,
+        )
+        .await
     }
 
     async fn delete_version(

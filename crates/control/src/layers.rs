@@ -69,7 +69,12 @@ impl Control {
     }
 
     /// GetLayerVersion: also returns `Deleted` tombstones.
-    pub async fn get_layer_version(&self, caller: &Caller, name: &str, version: i64) -> Result<LayerRow> {
+    pub async fn get_layer_version(
+        &self,
+        caller: &Caller,
+        name: &str,
+        version: i64,
+    ) -> Result<LayerRow> {
         self.store
             .layer_version(caller.app_id, name, version)
             .await?
@@ -90,7 +95,9 @@ impl Control {
         let all = self.store.latest_layers(caller.app_id).await?;
         Ok(all
             .into_iter()
-            .filter(|l| runtime.is_none_or(|rt| l.layer.compatible_runtimes.iter().any(|r| r == rt)))
+            .filter(|l| {
+                runtime.is_none_or(|rt| l.layer.compatible_runtimes.iter().any(|r| r == rt))
+            })
             .filter(|l| search.is_none_or(|s| l.layer.name.contains(s)))
             .collect())
     }
@@ -118,7 +125,12 @@ impl Control {
             .collect())
     }
 
-    pub async fn delete_layer_version(&self, caller: &Caller, name: &str, version: i64) -> Result<()> {
+    pub async fn delete_layer_version(
+        &self,
+        caller: &Caller,
+        name: &str,
+        version: i64,
+    ) -> Result<()> {
         for _ in 0..5 {
             let row = self.get_layer_version(caller, name, version).await?;
             let status = row.layer.status;
@@ -140,7 +152,11 @@ impl Control {
                 name: name.to_string(),
                 version,
             }
-            .into_op(caller.app_id, layer_target(caller.app_id, name, version), now);
+            .into_op(
+                caller.app_id,
+                layer_target(caller.app_id, name, version),
+                now,
+            );
             match self
                 .store
                 .begin_layer_change(&row, LayerStatus::Deleting, &op, now)

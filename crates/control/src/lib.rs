@@ -21,7 +21,7 @@ pub use error::{ControlError, Result};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
 pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
-pub use store::{FunctionOrder, FunctionRow, LayerRow, Namespace};
+pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 
 /// Who is calling: every use case is scoped to this account.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,10 +39,9 @@ impl PrepareLimits {
 
 pub(crate) fn reason_for_unpack(what: &str, e: StoreError) -> StatusReason {
     match e {
-        StoreError::Unzip(u) => StatusReason::new(
-            "InvalidParameterValue.ZipFile",
-            format!("{what}: {u}"),
-        ),
+        StoreError::Unzip(u) => {
+            StatusReason::new("InvalidParameterValue.ZipFile", format!("{what}: {u}"))
+        }
         StoreError::BlobMissing { sha256 } => StatusReason::new(
             "InternalError",
             format!("{what}: stored content {sha256} is missing"),
@@ -89,7 +88,11 @@ pub(crate) fn check_entry_point(tree: &Path, snap: &Snapshot) -> Option<StatusRe
                 ),
                 None => format!(
                     "a {} function needs an executable `scf_bootstrap` (or `bootstrap`) at the root of the package; none found",
-                    if cfg.function_type == "HTTP" { "web (HTTP)" } else { "CustomRuntime" }
+                    if cfg.function_type == "HTTP" {
+                        "web (HTTP)"
+                    } else {
+                        "CustomRuntime"
+                    }
                 ),
             },
         ));
@@ -178,16 +181,24 @@ mod tests {
         std::fs::write(t.join("app.js"), "exports.h = async () => 1").expect("write");
         assert!(check_entry_point(t, &snap("Python3.9", "index.main_handler")).is_none());
         assert!(check_entry_point(t, &snap("Nodejs18.15", "app.h")).is_none());
-        let missing = check_entry_point(t, &snap("Python3.9", "main.main_handler")).expect("reason");
+        let missing =
+            check_entry_point(t, &snap("Python3.9", "main.main_handler")).expect("reason");
         assert!(missing.message.contains("main.py"), "{}", missing.message);
         let no_boot = check_entry_point(t, &snap("CustomRuntime", "x.y")).expect("reason");
         assert!(no_boot.message.contains("scf_bootstrap"));
         std::fs::write(t.join("scf_bootstrap"), "#!/bin/sh\n").expect("write");
         let not_exec = check_entry_point(t, &snap("CustomRuntime", "x.y")).expect("reason");
-        assert!(not_exec.message.contains("not an executable"), "{}", not_exec.message);
+        assert!(
+            not_exec.message.contains("not an executable"),
+            "{}",
+            not_exec.message
+        );
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(t.join("scf_bootstrap"), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
+        std::fs::set_permissions(
+            t.join("scf_bootstrap"),
+            std::fs::Permissions::from_mode(0o755),
+        )
+        .expect("chmod");
         assert!(check_entry_point(t, &snap("CustomRuntime", "x.y")).is_none());
         // Java handlers live in a jar: not checked here.
         assert!(check_entry_point(t, &snap("Java8", "a.B::c")).is_none());

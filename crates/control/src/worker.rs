@@ -16,6 +16,7 @@ use crate::{Control, ControlError, Result};
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Evaluates a fault-injection point (the `failpoints` feature); `Some(message)` when it is set to fire.
+#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 fn injected(name: &str) -> Option<String> {
     fail::fail_point!(name, |_| Some(format!("injected fault at `{name}`")));
     None
@@ -88,17 +89,17 @@ impl Control {
                     }
                 );
                 match self.store.finish_op(&op, finish, store::now_ms()).await {
-                Ok(()) => {
-                    if follow_up {
-                        self.wake_workers();
+                    Ok(()) => {
+                        if follow_up {
+                            self.wake_workers();
+                        }
+                        tracing::debug!(op = %op.id, kind = %op.kind, attempt = op.attempt, ms = started.elapsed().as_millis() as u64, "operation finished");
                     }
-                    tracing::debug!(op = %op.id, kind = %op.kind, attempt = op.attempt, ms = started.elapsed().as_millis() as u64, "operation finished");
+                    Err(StoreError::StaleOperation(_)) => {
+                        tracing::warn!(op = %op.id, kind = %op.kind, "operation was taken over; result dropped");
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(StoreError::StaleOperation(_)) => {
-                    tracing::warn!(op = %op.id, kind = %op.kind, "operation was taken over; result dropped");
-                }
-                Err(e) => return Err(e.into()),
-            }
             }
             Err(e) => {
                 // Left pending: the lease runs out and the operation is tried again.
@@ -119,7 +120,11 @@ impl Control {
         };
         if op.attempt > self.cfg.max_attempts {
             return self
-                .give_up(op, &payload, format!("gave up after {} attempts", op.attempt - 1))
+                .give_up(
+                    op,
+                    &payload,
+                    format!("gave up after {} attempts", op.attempt - 1),
+                )
                 .await;
         }
         match payload {
@@ -190,7 +195,12 @@ impl Control {
                 })
             }
             OpPayload::DeleteLayer { name, version } => {
-                if self.store.layer_version(op.app_id, &name, version).await?.is_none() {
+                if self
+                    .store
+                    .layer_version(op.app_id, &name, version)
+                    .await?
+                    .is_none()
+                {
                     return Ok(Finish::Nothing);
                 }
                 let (status, reasons) = match injected("delete-layer-version") {
@@ -210,43 +220,33 @@ impl Control {
 
     /// Ends an operation that kept failing internally in its kind's failed status.
     async fn give_up(&self, op: &ClaimedOp, payload: &OpPayload, why: String) -> Result<Finish> {
-        let row_failure = |status| async move {
-            Ok::<_, ControlError>(match self.store.function_by_id(match payload {
-                OpPayload::CreateFunction { row }
-                | OpPayload::UpdateFunction { row, .. }
-                | OpPayload::PublishVersion { row }
-                | OpPayload::DeleteFunction { row }
-                | OpPayload::DeleteVersion { row } => row,
-                _ => "",
-            })
-            .await?
-            {
-                Some(r) => fail_row(&r, status, internal(why.clone())),
-                None => Finish::Nothing,
-            })
-        };
-        match payload {
-            OpPayload::CreateFunction { .. } => row_failure(FunctionStatus::CreateFailed).await,
-            OpPayload::UpdateFunction { .. } => row_failure(FunctionStatus::UpdateFailed).await,
-            OpPayload::PublishVersion { .. } => row_failure(FunctionStatus::PublishFailed).await,
-            OpPayload::DeleteFunction { .. } | OpPayload::DeleteVersion { .. } => {
-                row_failure(FunctionStatus::DeleteFailed).await
+        let (row, status) = match payload {
+            OpPayload::CreateFunction { row } => (row, FunctionStatus::CreateFailed),
+            OpPayload::UpdateFunction { row, .. } => (row, FunctionStatus::UpdateFailed),
+            OpPayload::PublishVersion { row } => (row, FunctionStatus::PublishFailed),
+            OpPayload::DeleteFunction { row } | OpPayload::DeleteVersion { row } => {
+                (row, FunctionStatus::DeleteFailed)
             }
-            OpPayload::PublishLayer { name, version } | OpPayload::DeleteLayer { name, version } => {
+            OpPayload::PublishLayer { name, version }
+            | OpPayload::DeleteLayer { name, version } => {
                 let status = if matches!(payload, OpPayload::PublishLayer { .. }) {
                     LayerStatus::PublishFailed
                 } else {
                     LayerStatus::DeleteFailed
                 };
-                Ok(Finish::Layer {
+                return Ok(Finish::Layer {
                     app_id: op.app_id,
                     name: name.clone(),
                     version: *version,
                     status,
-                    reasons: internal(why.clone()),
-                })
+                    reasons: internal(why),
+                });
             }
-        }
+        };
+        Ok(match self.store.function_by_id(row).await? {
+            Some(r) => fail_row(&r, status, internal(why)),
+            None => Finish::Nothing,
+        })
     }
 
     /// Prepares a record's pending snapshot and makes it serving, or fails the record with reasons.
@@ -328,7 +328,7 @@ impl Control {
                     row: version.id.clone(),
                 }
                 .into_op(row.key.app_id, version.id.clone(), now);
-                Some((version, op))
+                Some(Box::new((version, op)))
             }
             _ => None,
         };

@@ -200,41 +200,6 @@ impl Alias {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn qualifiers() {
-        assert_eq!(Qualifier::parse("$LATEST"), Some(Qualifier::Latest));
-        assert_eq!(Qualifier::parse("7"), Some(Qualifier::Version(7)));
-        assert_eq!(Qualifier::parse("07"), None);
-        assert_eq!(Qualifier::parse("0"), None);
-        assert_eq!(Qualifier::parse("prod"), None);
-        assert_eq!(Qualifier::parse("99999999999"), None);
-        assert_eq!(Qualifier::Version(3).to_string(), "3");
-    }
-
-    #[test]
-    fn alias_versions_cover_routing() {
-        let a = Alias {
-            name: "prod".into(),
-            function_version: "1".into(),
-            routing: RoutingConfig {
-                weights: vec![VersionWeight {
-                    version: "2".into(),
-                    weight: 0.3,
-                }],
-                matches: vec![],
-            },
-            description: String::new(),
-            add_ms: 0,
-            mod_ms: 0,
-        };
-        assert_eq!(a.versions().collect::<Vec<_>>(), ["1", "2"]);
-    }
-}
-
 /// The settings a CreateFunction or UpdateFunctionConfiguration call gives; `None` keeps what is there (or the
 /// default, on create).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -291,5 +256,40 @@ impl ConfigPatch {
             c.stored.insert(k.clone(), v.clone());
         }
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qualifiers() {
+        assert_eq!(Qualifier::parse("$LATEST"), Some(Qualifier::Latest));
+        assert_eq!(Qualifier::parse("7"), Some(Qualifier::Version(7)));
+        assert_eq!(Qualifier::parse("07"), None);
+        assert_eq!(Qualifier::parse("0"), None);
+        assert_eq!(Qualifier::parse("prod"), None);
+        assert_eq!(Qualifier::parse("99999999999"), None);
+        assert_eq!(Qualifier::Version(3).to_string(), "3");
+    }
+
+    #[test]
+    fn alias_versions_cover_routing() {
+        let a = Alias {
+            name: "prod".into(),
+            function_version: "1".into(),
+            routing: RoutingConfig {
+                weights: vec![VersionWeight {
+                    version: "2".into(),
+                    weight: 0.3,
+                }],
+                matches: vec![],
+            },
+            description: String::new(),
+            add_ms: 0,
+            mod_ms: 0,
+        };
+        assert_eq!(a.versions().collect::<Vec<_>>(), ["1", "2"]);
     }
 }

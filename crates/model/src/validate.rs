@@ -293,6 +293,65 @@ pub fn function_type(t: &str) -> Result {
     }
 }
 
+/// Every rule that applies to a whole configuration (what CreateFunction and UpdateFunctionConfiguration check
+/// before accepting). Layer existence is checked by the control plane, which can look layers up.
+pub fn config(c: &crate::FunctionConfig, limits: &Limits) -> Result {
+    runtime(&c.runtime)?;
+    if c.runtime != "CustomRuntime" {
+        handler(&c.handler)?;
+    }
+    memory_size(c.memory_size)?;
+    timeout(c.timeout, limits)?;
+    init_timeout(c.init_timeout, limits)?;
+    description(&c.description, limits)?;
+    environment(&c.environment, limits)?;
+    function_type(&c.function_type)?;
+    if c.layers.len() > limits.layers_per_function {
+        return Err(InvalidValue::new(
+            "Layers",
+            format!(
+                "{} layers given; a function binds at most {}.",
+                c.layers.len(),
+                limits.layers_per_function
+            ),
+        ));
+    }
+    for (i, l) in c.layers.iter().enumerate() {
+        layer_name(&l.name).map_err(|e| InvalidValue::new("Layers", e.message))?;
+        if l.version < 1 {
+            return Err(InvalidValue::new(
+                "Layers",
+                format!("layer `{}` version {} is invalid.", l.name, l.version),
+            ));
+        }
+        if c.layers[..i].iter().any(|o| o.name == l.name) {
+            return Err(InvalidValue::new(
+                "Layers",
+                format!("layer `{}` is bound twice.", l.name),
+            ));
+        }
+    }
+    for (field, v) in [
+        ("InstallDependency", &c.install_dependency),
+        ("AsyncRunEnable", &c.async_run_enable),
+        ("TraceEnable", &c.trace_enable),
+        ("DnsCache", &c.dns_cache),
+        ("L5Enable", &c.l5_enable),
+    ] {
+        flag(field, v)?;
+    }
+    if c.public_net != "ENABLE" && c.public_net != "DISABLE" {
+        return Err(InvalidValue::new(
+            "PublicNetConfig",
+            format!(
+                "PublicNetStatus must be ENABLE or DISABLE, not `{}`.",
+                c.public_net
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -409,63 +468,4 @@ mod tests {
         assert!(function_type("HTTP").is_ok());
         assert!(function_type("http").is_err());
     }
-}
-
-/// Every rule that applies to a whole configuration (what CreateFunction and UpdateFunctionConfiguration check
-/// before accepting). Layer existence is checked by the control plane, which can look layers up.
-pub fn config(c: &crate::FunctionConfig, limits: &Limits) -> Result {
-    runtime(&c.runtime)?;
-    if c.runtime != "CustomRuntime" {
-        handler(&c.handler)?;
-    }
-    memory_size(c.memory_size)?;
-    timeout(c.timeout, limits)?;
-    init_timeout(c.init_timeout, limits)?;
-    description(&c.description, limits)?;
-    environment(&c.environment, limits)?;
-    function_type(&c.function_type)?;
-    if c.layers.len() > limits.layers_per_function {
-        return Err(InvalidValue::new(
-            "Layers",
-            format!(
-                "{} layers given; a function binds at most {}.",
-                c.layers.len(),
-                limits.layers_per_function
-            ),
-        ));
-    }
-    for (i, l) in c.layers.iter().enumerate() {
-        layer_name(&l.name).map_err(|e| InvalidValue::new("Layers", e.message))?;
-        if l.version < 1 {
-            return Err(InvalidValue::new(
-                "Layers",
-                format!("layer `{}` version {} is invalid.", l.name, l.version),
-            ));
-        }
-        if c.layers[..i].iter().any(|o| o.name == l.name) {
-            return Err(InvalidValue::new(
-                "Layers",
-                format!("layer `{}` is bound twice.", l.name),
-            ));
-        }
-    }
-    for (field, v) in [
-        ("InstallDependency", &c.install_dependency),
-        ("AsyncRunEnable", &c.async_run_enable),
-        ("TraceEnable", &c.trace_enable),
-        ("DnsCache", &c.dns_cache),
-        ("L5Enable", &c.l5_enable),
-    ] {
-        flag(field, v)?;
-    }
-    if c.public_net != "ENABLE" && c.public_net != "DISABLE" {
-        return Err(InvalidValue::new(
-            "PublicNetConfig",
-            format!(
-                "PublicNetStatus must be ENABLE or DISABLE, not `{}`.",
-                c.public_net
-            ),
-        ));
-    }
-    Ok(())
 }

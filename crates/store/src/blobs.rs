@@ -11,7 +11,15 @@ use std::time::{Duration, SystemTime};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Result, StoreError};
+use crate::unzip::{self, UnzipLimits};
 use model::CodeRef;
+
+/// An unpacked blob: where it is and how many bytes its files take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnpackedTree {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
 
 /// The blob directory.
 #[derive(Debug, Clone)]
@@ -129,6 +137,45 @@ impl BlobStore {
         valid_sha(sha256) && self.path(sha256).is_file()
     }
 
+    /// The blob unpacked under `unpacked/<sha256>`, unpacking it first if needed (into a temporary directory
+    /// renamed into place, so a half-unpacked tree is never seen). Idempotent; safe to race.
+    pub fn ensure_unpacked(&self, sha256: &str, limits: &UnzipLimits) -> Result<UnpackedTree> {
+        let path = self.unpacked_path(sha256);
+        let size_file = self.root.join("unpacked").join(format!("{sha256}.bytes"));
+        if path.is_dir()
+            && let Some(bytes) = fs::read_to_string(&size_file)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+        {
+            return Ok(UnpackedTree { path, bytes });
+        }
+        let zip = self.read(sha256)?;
+        let tmp = self.temp_path(sha256);
+        fs::create_dir_all(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
+        let unpacked = match unzip::unpack(&zip, &tmp, limits) {
+            Ok(u) => u,
+            Err(e) => {
+                let _ = fs::remove_dir_all(&tmp);
+                return Err(e.into());
+            }
+        };
+        if path.exists() {
+            let _ = fs::remove_dir_all(&path);
+        }
+        if let Err(e) = fs::rename(&tmp, &path) {
+            let _ = fs::remove_dir_all(&tmp);
+            if !path.is_dir() {
+                return Err(StoreError::io(&path, e));
+            }
+        }
+        fs::write(&size_file, unpacked.bytes.to_string())
+            .map_err(|e| StoreError::io(&size_file, e))?;
+        Ok(UnpackedTree {
+            path,
+            bytes: unpacked.bytes,
+        })
+    }
+
     /// Removes blobs (and their unpacked trees) that are not in `referenced` and were last written more than
     /// `grace` ago. The grace period covers a blob written by a request whose transaction has not committed yet.
     /// Returns how many blobs were removed.
@@ -154,6 +201,7 @@ impl BlobStore {
                 continue;
             }
             let _ = fs::remove_dir_all(self.unpacked_path(&name));
+            let _ = fs::remove_file(self.root.join("unpacked").join(format!("{name}.bytes")));
             fs::remove_file(e.path()).map_err(|err| StoreError::io(e.path(), err))?;
             removed += 1;
         }

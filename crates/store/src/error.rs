@@ -23,6 +23,8 @@ pub enum StoreError {
     Corrupt { what: &'static str, detail: String },
     #[error("blob {sha256} is missing")]
     BlobMissing { sha256: String },
+    #[error(transparent)]
+    Unzip(#[from] crate::unzip::UnzipError),
     #[error("i/o error on {path}: {source}")]
     Io {
         path: std::path::PathBuf,

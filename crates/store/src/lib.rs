@@ -15,7 +15,7 @@ mod schema;
 pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
-pub use blobs::{BlobStore, sha256_hex};
+pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};

@@ -40,14 +40,17 @@ pub struct ClaimedOp {
 
 /// How an operation ends; applied in the same transaction that marks it done.
 #[derive(Debug, Clone)]
+// One value per finished operation: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Finish {
     /// The pending snapshot becomes serving and the record `Active`; optionally a version is then published.
     Promote {
         row_id: String,
         snapshot: Snapshot,
-        then_publish: Option<(FunctionRow, NewOp)>,
+        then_publish: Option<Box<(FunctionRow, NewOp)>>,
     },
-    /// The record takes a failed status with reasons; the pending snapshot is dropped, serving stays.
+    /// The record takes a failed status with reasons; serving stays and the pending snapshot is dropped (unless
+    /// nothing ever served: a failed create keeps showing what was asked for).
     Fail {
         row_id: String,
         status: FunctionStatus,
@@ -200,7 +203,8 @@ impl Store {
                 .bind(&row_id)
                 .execute(&mut *tx)
                 .await?;
-                if let Some((version, vop)) = then_publish {
+                if let Some(publish) = then_publish {
+                    let (version, vop) = *publish;
                     sqlx::query(
                         "UPDATE functions SET next_version = next_version + 1, rev = rev + 1 WHERE id = $1",
                     )
@@ -217,7 +221,9 @@ impl Store {
                 reasons,
             } => {
                 sqlx::query(
-                    "UPDATE functions SET status = $1, reasons = $2, pending = NULL, pending_code = NULL, \
+                    "UPDATE functions SET status = $1, reasons = $2, \
+                     pending = CASE WHEN serving IS NULL THEN pending ELSE NULL END, \
+                     pending_code = CASE WHEN serving IS NULL THEN pending_code ELSE NULL END, \
                      rev = rev + 1, mod_ms = $3 WHERE id = $4",
                 )
                 .bind(status.as_str())

@@ -1,1 +1,297 @@
-fn main() {}
+//! The `stratus` binary: reads configuration, builds the store, the control plane and the API, and runs them.
+
+mod config;
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use config::{CommonArgs, Settings};
+use control::{Control, ControlConfig};
+use tokio::sync::watch;
+
+#[derive(Parser)]
+#[command(
+    name = "stratus",
+    version,
+    about = "A self-hosted serverless platform that speaks the Tencent Cloud SCF API"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// Address to listen on (`127.0.0.1:0` picks a free port).
+        #[arg(long, env = "STRATUS_LISTEN")]
+        listen: Option<String>,
+        /// Lifecycle workers.
+        #[arg(long, env = "STRATUS_WORKERS")]
+        workers: Option<usize>,
+    },
+    /// Manage accounts.
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+    /// Manage API keys.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account with its first key; prints it as one JSON line.
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create another key for an account; prints it as one JSON line.
+    Create {
+        #[command(flatten)]
+        common: CommonArgs,
+        #[arg(long)]
+        app_id: i64,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    rt.block_on(run(cli))
+}
+
+async fn open(settings: &Settings) -> anyhow::Result<Control> {
+    std::fs::create_dir_all(&settings.data_dir)
+        .with_context(|| format!("creating data dir {}", settings.data_dir.display()))?;
+    let store = store::Store::open(
+        &settings.database_url,
+        &settings.data_dir,
+        settings.sqlite_sync,
+    )
+    .await
+    .with_context(|| format!("opening the store at {}", redact(&settings.database_url)))?;
+    Ok(Control::new(store, ControlConfig::default()))
+}
+
+/// Hides a password in a database URL.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn print_json(v: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}")?;
+    out.flush()?;
+    Ok(())
+}
+
+fn account_json(a: &control::NewAccount) -> serde_json::Value {
+    serde_json::json!({
+        "AppId": a.app_id,
+        "Uin": a.uin,
+        "SecretId": a.secret_id,
+        "SecretKey": a.secret_key,
+    })
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve {
+            common,
+            listen,
+            workers,
+        } => serve(Settings::resolve(&common, listen, workers)?).await,
+        Command::Account { command } => match command {
+            AccountCommand::Create { common } => {
+                let ctl = open(&Settings::resolve(&common, None, None)?).await?;
+                let a = ctl.create_account().await?;
+                print_json(&account_json(&a))
+            }
+            AccountCommand::List { common } => {
+                let ctl = open(&Settings::resolve(&common, None, None)?).await?;
+                for a in ctl.accounts().await? {
+                    print_json(&serde_json::json!({"AppId": a.app_id, "Uin": a.uin}))?;
+                }
+                Ok(())
+            }
+        },
+        Command::Key { command } => match command {
+            KeyCommand::Create { common, app_id } => {
+                let ctl = open(&Settings::resolve(&common, None, None)?).await?;
+                let a = ctl.create_key(app_id).await?;
+                print_json(&account_json(&a))
+            }
+        },
+    }
+}
+
+/// On a fresh installation, creates the development account and writes its keys beside the data (mode 0600).
+async fn ensure_dev_account(ctl: &Control, data_dir: &Path) -> anyhow::Result<()> {
+    if ctl.account_count().await? > 0 {
+        return Ok(());
+    }
+    let a = ctl.create_account().await?;
+    let path = data_dir.join("dev-credentials.json");
+    let text = serde_json::to_string_pretty(&account_json(&a))?;
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "Created the development account: AppId={} Uin={}\n  SecretId={}\n  SecretKey={}\n  (saved in {})",
+        a.app_id,
+        a.uin,
+        a.secret_id,
+        a.secret_key,
+        path.display()
+    )?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM");
+            return std::future::pending().await;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let ctl = open(&settings).await?;
+    ensure_dev_account(&ctl, &settings.data_dir).await?;
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .with_context(|| format!("binding {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let node = format!("{}-{}", hostname(), std::process::id());
+    let workers = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        let n = settings.workers;
+        tokio::spawn(async move { ctl.run_workers(n, &node, rx).await })
+    };
+    let gc = {
+        let ctl = ctl.clone();
+        let mut rx = stop_rx.clone();
+        let every = Duration::from_secs(settings.gc_interval_secs.max(1));
+        let grace = Duration::from_secs(settings.gc_grace_secs);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(every) => {}
+                    _ = rx.changed() => break,
+                }
+                match ctl.collect_garbage(grace).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(removed = n, "collected unreferenced blobs"),
+                    Err(e) => tracing::warn!(error = %e, "blob collection failed"),
+                }
+            }
+        })
+    };
+    let app = api::router(ctl.clone(), api::ApiConfig::default());
+    tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "stratus listening on http://{addr}")?;
+        out.flush()?;
+    }
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving")?;
+    let _ = stop_tx.send(true);
+    let _ = workers.await;
+    let _ = gc.await;
+    ctl.store().close().await;
+    Ok(())
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "node".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact("postgres://stratus:secret@127.0.0.1:5432/db"),
+            "postgres://stratus:***@127.0.0.1:5432/db"
+        );
+        assert_eq!(
+            redact("sqlite://data/stratus.db"),
+            "sqlite://data/stratus.db"
+        );
+    }
+}

@@ -1,0 +1,228 @@
+//! Action dispatch: decode the wire request, call the control plane, encode the wire response.
+
+mod aliases;
+mod functions;
+mod layers;
+mod namespaces;
+
+use base64::Engine;
+use control::{Caller, Control};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::wire;
+
+/// Decodes a request body into its wire type: malformed JSON and wrong types are `InvalidParameter`, a key the
+/// action does not have is `UnknownParameter`.
+pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        &b"{}"[..]
+    } else {
+        body
+    };
+    serde_json::from_slice(body).map_err(|e| {
+        let msg = e.to_string();
+        if msg.starts_with("unknown field") {
+            let name = msg.split('`').nth(1).unwrap_or("?");
+            ApiError::new(
+                "UnknownParameter",
+                format!("The parameter `{name}` is not recognized."),
+            )
+        } else if e.is_syntax() || e.is_eof() {
+            ApiError::new(
+                "InvalidParameter",
+                format!("The request body is not valid JSON: {msg}."),
+            )
+        } else {
+            ApiError::new(
+                "InvalidParameter",
+                format!("A parameter has the wrong type or value: {msg}."),
+            )
+        }
+    })
+}
+
+pub(crate) fn required<T>(v: Option<T>, field: &str) -> Result<T, ApiError> {
+    v.ok_or_else(|| ApiError::missing(field))
+}
+
+/// A required string that must not be empty.
+pub(crate) fn required_str(v: Option<String>, field: &str) -> Result<String, ApiError> {
+    match v {
+        Some(s) if !s.is_empty() => Ok(s),
+        _ => Err(ApiError::missing(field)),
+    }
+}
+
+pub(crate) fn namespace(ns: Option<String>) -> String {
+    ns.filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".to_string())
+}
+
+/// `TRUE`/`FALSE` flags; anything else is refused.
+pub(crate) fn flag(v: Option<&str>, field: &str) -> Result<bool, ApiError> {
+    match v {
+        None | Some("") | Some("FALSE") => Ok(false),
+        Some("TRUE") => Ok(true),
+        Some(other) => Err(ApiError::invalid_value(
+            field,
+            format!("{field} must be TRUE or FALSE, not `{other}`."),
+        )),
+    }
+}
+
+/// Decodes base64 zip content.
+pub(crate) fn zip_bytes(b64: &str, field: &str) -> Result<Vec<u8>, ApiError> {
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.trim())
+        .map_err(|e| ApiError::invalid_value(field, format!("{field} is not valid base64: {e}.")))
+}
+
+/// Offset/Limit paging with SCF's defaults.
+pub(crate) fn paging(
+    offset: Option<i64>,
+    limit: Option<i64>,
+    max: i64,
+) -> Result<(i64, i64), ApiError> {
+    let offset = offset.unwrap_or(0);
+    let limit = limit.unwrap_or(20);
+    if offset < 0 {
+        return Err(ApiError::invalid_value(
+            "Offset",
+            "Offset must not be negative.",
+        ));
+    }
+    if !(0..=max).contains(&limit) {
+        return Err(ApiError::invalid_value(
+            "Limit",
+            format!("Limit must be between 0 and {max}."),
+        ));
+    }
+    Ok((offset, limit))
+}
+
+pub(crate) fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiError> {
+    serde_json::to_value(v)
+        .map_err(|e| ApiError::new("InternalError", format!("could not encode the reply: {e}")))
+}
+
+/// The actions Stratus serves today.
+pub const SERVED: &[&str] = &[
+    "CreateAlias",
+    "CreateFunction",
+    "CreateNamespace",
+    "DeleteAlias",
+    "DeleteFunction",
+    "DeleteFunctionVersion",
+    "DeleteLayerVersion",
+    "DeleteNamespace",
+    "GetAccount",
+    "GetAlias",
+    "GetFunction",
+    "GetLayerVersion",
+    "ListAliases",
+    "ListFunctions",
+    "ListLayerVersions",
+    "ListLayers",
+    "ListNamespaces",
+    "ListVersionByFunction",
+    "PublishLayerVersion",
+    "PublishVersion",
+    "UpdateAlias",
+    "UpdateFunctionCode",
+    "UpdateFunctionConfiguration",
+    "UpdateNamespace",
+];
+
+macro_rules! actions {
+    ($ctl:ident, $caller:ident, $action:ident, $body:ident; $($name:ident => $handler:path),* $(,)?) => {
+        match $action {
+            $(stringify!($name) => {
+                let req = parse($body)?;
+                let resp = $handler($ctl, $caller, req).await?;
+                to_value(&resp)
+            })*
+            other => Err(unsupported(other)),
+        }
+    };
+}
+
+fn unsupported(action: &str) -> ApiError {
+    if wire::ACTIONS.contains(&action) {
+        ApiError::new(
+            "UnsupportedOperation",
+            format!("{action} is part of the SCF API but Stratus does not support it yet."),
+        )
+    } else {
+        ApiError::new(
+            "InvalidAction",
+            format!("The action `{action}` does not exist in scf 2018-04-16."),
+        )
+    }
+}
+
+pub(crate) async fn dispatch(
+    ctl: &Control,
+    caller: &Caller,
+    action: &str,
+    body: &[u8],
+) -> Result<serde_json::Value, ApiError> {
+    actions!(ctl, caller, action, body;
+        CreateFunction => functions::create,
+        GetFunction => functions::get,
+        ListFunctions => functions::list,
+        UpdateFunctionCode => functions::update_code,
+        UpdateFunctionConfiguration => functions::update_configuration,
+        DeleteFunction => functions::delete,
+        PublishVersion => functions::publish_version,
+        ListVersionByFunction => functions::list_versions,
+        DeleteFunctionVersion => functions::delete_version,
+        GetAccount => functions::get_account,
+        CreateAlias => aliases::create,
+        GetAlias => aliases::get,
+        UpdateAlias => aliases::update,
+        ListAliases => aliases::list,
+        DeleteAlias => aliases::delete,
+        CreateNamespace => namespaces::create,
+        UpdateNamespace => namespaces::update,
+        DeleteNamespace => namespaces::delete,
+        ListNamespaces => namespaces::list,
+        PublishLayerVersion => layers::publish,
+        GetLayerVersion => layers::get,
+        ListLayers => layers::list,
+        ListLayerVersions => layers::list_versions,
+        DeleteLayerVersion => layers::delete,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn served_actions_exist_in_the_api() {
+        for a in SERVED {
+            assert!(wire::ACTIONS.contains(a), "{a}");
+        }
+    }
+
+    #[test]
+    fn parse_errors_are_classified() {
+        let e = parse::<wire::GetFunctionRequest>(b"{").expect_err("syntax");
+        assert_eq!(e.code, "InvalidParameter");
+        let e = parse::<wire::GetFunctionRequest>(br#"{"Nope": 1}"#).expect_err("unknown");
+        assert_eq!(e.code, "UnknownParameter");
+        assert!(e.message.contains("Nope"));
+        let e = parse::<wire::GetFunctionRequest>(br#"{"FunctionName": 1}"#).expect_err("type");
+        assert_eq!(e.code, "InvalidParameter");
+        let ok = parse::<wire::GetFunctionRequest>(b"").expect("empty is {}");
+        assert_eq!(ok.function_name, None);
+    }
+
+    #[test]
+    fn unknown_and_unsupported_actions() {
+        assert_eq!(unsupported("Frobnicate").code, "InvalidAction");
+        assert_eq!(unsupported("CreateTrigger").code, "UnsupportedOperation");
+    }
+}

@@ -1,0 +1,78 @@
+//! The one place where failures become SCF error codes.
+
+use control::ControlError;
+use model::{FunctionAction, Rejection};
+
+/// An error as the envelope carries it: `{"Error":{"Code","Message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: String,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ApiError {
+            code: code.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn missing(field: &str) -> Self {
+        ApiError::new(
+            "MissingParameter",
+            format!("The parameter `{field}` is required."),
+        )
+    }
+
+    pub fn invalid_value(field: &str, message: impl Into<String>) -> Self {
+        ApiError::new(format!("InvalidParameterValue.{field}"), message)
+    }
+}
+
+impl From<ControlError> for ApiError {
+    fn from(e: ControlError) -> Self {
+        let message = e.to_string();
+        let code: String = match &e {
+            ControlError::Invalid(v) => format!("InvalidParameterValue.{}", v.field),
+            ControlError::Missing(_) => "MissingParameter".into(),
+            ControlError::FunctionNotFound { .. } => "ResourceNotFound.Function".into(),
+            ControlError::NamespaceNotFound(_) => "ResourceNotFound.Namespace".into(),
+            ControlError::VersionNotFound { .. } => "ResourceNotFound.Version".into(),
+            ControlError::QualifierNotFound { .. } => "ResourceNotFound.Qualifier".into(),
+            ControlError::AliasNotFound { .. } => "ResourceNotFound.Alias".into(),
+            ControlError::LayerNotFound(_) => "ResourceNotFound.Layer".into(),
+            ControlError::LayerVersionNotFound { .. } => "ResourceNotFound.LayerVersion".into(),
+            ControlError::FunctionExists(_) => "ResourceInUse.Function".into(),
+            ControlError::NamespaceExists(_) => "ResourceInUse.Namespace".into(),
+            ControlError::AliasExists(_) => "ResourceInUse.Alias".into(),
+            ControlError::Rejected(Rejection::Transitional { .. }) => {
+                "FailedOperation.FunctionStatusError".into()
+            }
+            ControlError::Rejected(Rejection::NotAllowed { action, .. }) => match action {
+                FunctionAction::UpdateFunctionCode => "FailedOperation.UpdateFunctionCode",
+                FunctionAction::UpdateFunctionConfiguration => {
+                    "FailedOperation.UpdateFunctionConfiguration"
+                }
+                FunctionAction::PublishVersion => "FailedOperation.PublishVersion",
+                FunctionAction::DeleteFunction | FunctionAction::DeleteFunctionVersion => {
+                    "FailedOperation.DeleteFunction"
+                }
+            }
+            .into(),
+            ControlError::AliasBound { .. } => "UnsupportedOperation.AliasBind".into(),
+            ControlError::LayerBusy { .. } => "FailedOperation.OperationConflict".into(),
+            ControlError::LimitExceeded { what, .. } => format!("LimitExceeded.{what}"),
+            ControlError::DeleteNamespace(_) => "FailedOperation.DeleteNamespace".into(),
+            ControlError::Unsupported(_) => "UnsupportedOperation".into(),
+            ControlError::Store(_) | ControlError::Internal(_) => {
+                tracing::error!(error = %e, "internal error");
+                return ApiError::new(
+                    "InternalError",
+                    "An internal error occurred; the request may be retried.",
+                );
+            }
+        };
+        ApiError { code, message }
+    }
+}

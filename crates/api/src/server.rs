@@ -1,0 +1,207 @@
+//! The HTTP surface: `POST /` for the API, `/healthz` and `/readyz` for operators.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use control::{Caller, Control};
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::tc3;
+
+/// Protocol settings.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// Largest request body accepted (the SDKs send a 50 MiB zip as ~67 MiB of JSON).
+    pub max_body_bytes: usize,
+    /// Allowed clock skew of `X-TC-Timestamp`, in seconds.
+    pub max_skew_secs: i64,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        ApiConfig {
+            max_body_bytes: 80 * 1024 * 1024,
+            max_skew_secs: 300,
+        }
+    }
+}
+
+struct AppState {
+    control: Control,
+    cfg: ApiConfig,
+}
+
+/// The API router.
+pub fn router(control: Control, cfg: ApiConfig) -> Router {
+    let limit = cfg.max_body_bytes;
+    let state = Arc::new(AppState { control, cfg });
+    Router::new()
+        .route("/", post(api).get(api_get))
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+async fn ready(State(st): State<Arc<AppState>>) -> Response {
+    match st.control.store().schema_version().await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
+    }
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Every reply: HTTP 200, `Content-Type: application/json` exactly, a RequestId, the trace id echoed.
+fn reply(
+    headers: &HeaderMap,
+    request_id: &str,
+    body: Result<serde_json::Value, ApiError>,
+) -> Response {
+    let mut inner = match body {
+        Ok(serde_json::Value::Object(m)) => m,
+        Ok(_) => serde_json::Map::new(),
+        Err(e) => {
+            let mut m = serde_json::Map::new();
+            m.insert(
+                "Error".into(),
+                serde_json::json!({ "Code": e.code, "Message": e.message }),
+            );
+            m
+        }
+    };
+    inner.insert("RequestId".into(), request_id.into());
+    let bytes = serde_json::to_vec(&serde_json::json!({ "Response": inner })).unwrap_or_default();
+    let mut resp = (StatusCode::OK, bytes).into_response();
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    if let Some(trace) = headers.get("x-tc-traceid") {
+        h.insert("x-tc-traceid", trace.clone());
+    }
+    resp
+}
+
+async fn api_get(headers: HeaderMap) -> Response {
+    let id = uuid::Uuid::new_v4().to_string();
+    reply(
+        &headers,
+        &id,
+        Err(ApiError::new(
+            "UnsupportedOperation",
+            "GET requests are not supported by Stratus: send POST / with a JSON body (the SDKs' default).",
+        )),
+    )
+}
+
+async fn api(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = Instant::now();
+    let id = uuid::Uuid::new_v4().to_string();
+    let action = header_str(&headers, "x-tc-action")
+        .unwrap_or("")
+        .to_string();
+    let result = handle(&st, &headers, &action, &body).await;
+    match &result {
+        Ok(_) => {
+            tracing::debug!(%action, request_id = %id, us = started.elapsed().as_micros() as u64, "ok")
+        }
+        Err(e) => {
+            tracing::info!(%action, request_id = %id, code = %e.code, message = %e.message, "refused")
+        }
+    }
+    reply(&headers, &id, result)
+}
+
+async fn handle(
+    st: &AppState,
+    headers: &HeaderMap,
+    action: &str,
+    body: &[u8],
+) -> Result<serde_json::Value, ApiError> {
+    if action.is_empty() {
+        return Err(ApiError::new(
+            "MissingParameter",
+            "The X-TC-Action header is required.",
+        ));
+    }
+    match header_str(headers, "x-tc-version") {
+        Some("2018-04-16") => {}
+        Some(v) => {
+            return Err(ApiError::new(
+                "NoSuchVersion",
+                format!("API version `{v}` does not exist for scf; use 2018-04-16."),
+            ));
+        }
+        None => {
+            return Err(ApiError::new(
+                "MissingParameter",
+                "The X-TC-Version header is required.",
+            ));
+        }
+    }
+    let caller = authenticate(st, headers, body).await?;
+    crate::actions::dispatch(&st.control, &caller, action, body).await
+}
+
+async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+    let auth = header_str(headers, "authorization").ok_or_else(|| {
+        ApiError::new(
+            "AuthFailure.SignatureFailure",
+            "The Authorization header is missing.",
+        )
+    })?;
+    let auth = tc3::parse_authorization(auth)
+        .map_err(|e| ApiError::new("AuthFailure.InvalidAuthorization", e.to_string()))?;
+    let ts: i64 = header_str(headers, "x-tc-timestamp")
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| {
+            ApiError::new(
+                "AuthFailure.SignatureFailure",
+                "The X-TC-Timestamp header is missing or not a number.",
+            )
+        })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    if (now - ts).abs() > st.cfg.max_skew_secs {
+        return Err(ApiError::new(
+            "AuthFailure.SignatureExpire",
+            format!(
+                "The request timestamp {ts} is more than {} seconds from the server's time {now}.",
+                st.cfg.max_skew_secs
+            ),
+        ));
+    }
+    let (secret_key, caller) = st.control.api_key(&auth.secret_id).await?.ok_or_else(|| {
+        ApiError::new(
+            "AuthFailure.SecretIdNotFound",
+            "The SecretId is not found; check that it is correct and enabled.",
+        )
+    })?;
+    let payload_hash = if header_str(headers, "x-tc-content-sha256") == Some(tc3::UNSIGNED_PAYLOAD)
+    {
+        hex::encode(Sha256::digest(tc3::UNSIGNED_PAYLOAD.as_bytes()))
+    } else {
+        hex::encode(Sha256::digest(body))
+    };
+    let lookup = |name: &str| header_str(headers, name).map(str::to_string);
+    tc3::verify(&auth, &secret_key, "POST", "", &lookup, &payload_hash, ts).map_err(|e| {
+        ApiError::new(
+            "AuthFailure.SignatureFailure",
+            format!("The request signature does not match: {e}."),
+        )
+    })?;
+    Ok(caller)
+}
