@@ -3,6 +3,7 @@
 //! each action turns its wire request into a typed call on the control plane and its result back into wire form.
 
 mod actions;
+pub mod download;
 pub mod error;
 mod server;
 pub mod tc3;

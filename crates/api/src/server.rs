@@ -44,16 +44,73 @@ pub fn router(control: Control, cfg: ApiConfig) -> Router {
     let state = Arc::new(AppState { control, cfg });
     Router::new()
         .route("/", post(api).get(api_get))
+        .route("/code/{sha256}", get(code_download))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
+/// Serves a code package behind a link handed out by GetFunctionAddress.
+async fn code_download(
+    State(st): State<Arc<AppState>>,
+    axum::extract::Path(sha256): axum::extract::Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let param = |name: &str| {
+        query.as_deref().unwrap_or("").split('&').find_map(|kv| {
+            kv.split_once('=')
+                .filter(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        })
+    };
+    let (Some(expires), Some(signature)) = (
+        param("expires").and_then(|e| e.parse().ok()),
+        param("signature"),
+    ) else {
+        return (StatusCode::FORBIDDEN, "missing link signature").into_response();
+    };
+    let key = match st.control.download_key().await {
+        Ok(k) => k,
+        Err(e) => return (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+    };
+    if !crate::download::check(&key, &sha256, expires, &signature, unix_now()) {
+        return (StatusCode::FORBIDDEN, "the link is invalid or has expired").into_response();
+    }
+    match st.control.code_blob(&sha256).await {
+        Ok(bytes) => {
+            let mut r = (StatusCode::OK, bytes).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/zip"),
+            );
+            r
+        }
+        Err(_) => (StatusCode::NOT_FOUND, "no such package").into_response(),
+    }
+}
+
+pub(crate) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
 async fn ready(State(st): State<Arc<AppState>>) -> Response {
     match st.control.store().schema_version().await {
         Ok(_) => (StatusCode::OK, "ready").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}")).into_response(),
+    }
+}
+
+/// `http://HOST[:PORT]` as the client reached us (tccli sends the scheme inside `Host`).
+fn base_url(headers: &HeaderMap) -> String {
+    let host = header_str(headers, "host").unwrap_or("127.0.0.1");
+    if host.starts_with("http://") || host.starts_with("https://") {
+        host.trim_end_matches('/').to_string()
+    } else {
+        format!("http://{host}")
     }
 }
 
@@ -151,7 +208,13 @@ async fn handle(
         }
     }
     let caller = authenticate(st, headers, body).await?;
-    crate::actions::dispatch(&st.control, &caller, action, body).await
+    let cx = crate::actions::Cx {
+        ctl: st.control.clone(),
+        caller,
+        region: header_str(headers, "x-tc-region").unwrap_or("").to_string(),
+        base_url: base_url(headers),
+    };
+    crate::actions::dispatch(&cx, action, body).await
 }
 
 async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
@@ -171,10 +234,7 @@ async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
                 "The X-TC-Timestamp header is missing or not a number.",
             )
         })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
+    let now = unix_now();
     if (now - ts).abs() > st.cfg.max_skew_secs {
         return Err(ApiError::new(
             "AuthFailure.SignatureExpire",

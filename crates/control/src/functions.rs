@@ -201,32 +201,32 @@ impl Control {
         {
             return Err(ControlError::FunctionExists(req.name));
         }
-        let count = self
-            .store
-            .count_functions(caller.app_id, Some(&req.namespace))
-            .await?;
-        if count >= self.cfg.limits.functions_per_namespace {
-            return Err(ControlError::LimitExceeded {
-                what: "Function",
-                message: format!(
-                    "namespace {} already holds {count} functions, the most it may hold",
-                    req.namespace
-                ),
-            });
-        }
+        self.check_function_quota(caller, &req.namespace).await?;
         self.check_layers(caller, &config.runtime, &config.layers)
             .await?;
         let code = self.put_blob(req.zip).await?;
+        self.insert_function(caller, key, Snapshot { code, config })
+            .await
+    }
+
+    /// Records a new function whose snapshot is ready to prepare (names and settings already checked).
+    async fn insert_function(
+        &self,
+        caller: &Caller,
+        key: FunctionKey,
+        pending: Snapshot,
+    ) -> Result<()> {
         let now = store::now_ms();
+        let name = key.name.clone();
         let row = FunctionRow {
             id: new_id(),
             function_id: format!("lam-{}", random_token(8, false)),
-            key: key.clone(),
+            key,
             qualifier: Qualifier::LATEST.to_string(),
             status: FunctionStatus::Creating,
             reasons: Vec::new(),
             serving: None,
-            pending: Some(Snapshot { code, config }),
+            pending: Some(pending),
             version_description: String::new(),
             next_version: 1,
             rev: 0,
@@ -247,13 +247,118 @@ impl Control {
         .into_op(caller.app_id, row.id.clone(), now);
         match self.store.create_function(&row, &alias, &op).await {
             Ok(()) => {}
-            Err(StoreError::AlreadyExists(_)) => {
-                return Err(ControlError::FunctionExists(req.name));
-            }
+            Err(StoreError::AlreadyExists(_)) => return Err(ControlError::FunctionExists(name)),
             Err(e) => return Err(e.into()),
         }
         self.wake_workers();
         Ok(())
+    }
+
+    /// Checks the per-namespace function quota.
+    async fn check_function_quota(&self, caller: &Caller, namespace: &str) -> Result<()> {
+        let count = self
+            .store
+            .count_functions(caller.app_id, Some(namespace))
+            .await?;
+        if count >= self.cfg.limits.functions_per_namespace {
+            return Err(ControlError::LimitExceeded {
+                what: "Function",
+                message: format!(
+                    "namespace {namespace} already holds {count} functions, the most it may hold"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// CopyFunction: a new function (or, with `overwrite`, an update of an existing one) from the source's
+    /// serving code and, with `copy_configuration`, its configuration.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn copy_function(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        target_namespace: &str,
+        new_name: &str,
+        description: Option<String>,
+        copy_configuration: bool,
+        overwrite: bool,
+    ) -> Result<()> {
+        validate::function_name(new_name)?;
+        validate::namespace_name(target_namespace)?;
+        let src = self.latest(&self.key(caller, namespace, name)).await?;
+        let serving = src.serving.clone().ok_or_else(|| {
+            ControlError::Unsupported(format!(
+                "function {name} has no successfully prepared code to copy (status {})",
+                src.status
+            ))
+        })?;
+        let mut config = if copy_configuration {
+            serving.config.clone()
+        } else {
+            FunctionConfig {
+                handler: serving.config.handler.clone(),
+                runtime: serving.config.runtime.clone(),
+                function_type: serving.config.function_type.clone(),
+                ..FunctionConfig::default()
+            }
+        };
+        if let Some(d) = description {
+            validate::description(&d, &self.cfg.limits)?;
+            config.description = d;
+        }
+        self.require_namespace(caller, target_namespace).await?;
+        let key = self.key(caller, target_namespace, new_name);
+        if key == src.key {
+            return Err(model::InvalidValue::new(
+                "FunctionName",
+                "a function cannot be copied onto itself.",
+            )
+            .into());
+        }
+        let snapshot = Snapshot {
+            code: serving.code.clone(),
+            config,
+        };
+        if self
+            .store
+            .function(&key, Qualifier::LATEST)
+            .await?
+            .is_some()
+        {
+            if !overwrite {
+                return Err(ControlError::FunctionExists(new_name.to_string()));
+            }
+            return self
+                .begin_update(
+                    caller,
+                    &key,
+                    FunctionAction::UpdateFunctionCode,
+                    None,
+                    |_| Ok(snapshot.clone()),
+                )
+                .await;
+        }
+        self.check_function_quota(caller, target_namespace).await?;
+        self.insert_function(caller, key, snapshot).await
+    }
+
+    /// The code a record serves (GetFunctionAddress).
+    pub async fn function_code(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<model::CodeRef> {
+        let view = self
+            .get_function(caller, namespace, name, qualifier)
+            .await?;
+        view.row
+            .shown()
+            .map(|s| s.code.clone())
+            .ok_or_else(|| ControlError::Internal(format!("function {name} has no code")))
     }
 
     /// GetFunction: `$LATEST` by default, a version number, or an alias (resolved to its main version).

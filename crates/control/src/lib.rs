@@ -59,6 +59,7 @@ pub struct Control {
     pub(crate) cfg: Arc<ControlConfig>,
     /// Wakes the workers when an operation was recorded.
     pub(crate) work: Arc<Notify>,
+    download_key: Arc<tokio::sync::OnceCell<String>>,
 }
 
 impl Control {
@@ -67,6 +68,7 @@ impl Control {
             store,
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),
+            download_key: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -89,6 +91,29 @@ impl Control {
                 },
             )
         }))
+    }
+
+    /// The installation's secret for signing code download links (shared by every node through the database).
+    pub async fn download_key(&self) -> Result<String> {
+        let key = self
+            .download_key
+            .get_or_try_init(|| async {
+                self.store
+                    .setting_or_insert("download_key", &random_token(48, true))
+                    .await
+            })
+            .await?;
+        Ok(key.clone())
+    }
+
+    /// The bytes of a stored code or layer package.
+    pub async fn code_blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        let blobs = self.store.blobs.clone();
+        let sha = sha256.to_string();
+        tokio::task::spawn_blocking(move || blobs.read(&sha))
+            .await
+            .map_err(|e| ControlError::Internal(format!("blob reader panicked: {e}")))?
+            .map_err(Into::into)
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -41,6 +41,22 @@ fn namespace(r: &AnyRow) -> Result<Namespace> {
 }
 
 impl Store {
+    /// An installation-wide setting, set to `value` if it had none (the first node to ask decides).
+    pub async fn setting_or_insert(&self, name: &str, value: &str) -> Result<String> {
+        sqlx::query(
+            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(value)
+        .execute(&self.db.write)
+        .await?;
+        let r = sqlx::query("SELECT value FROM settings WHERE name = $1")
+            .bind(name)
+            .fetch_one(&self.db.write)
+            .await?;
+        Ok(r.try_get("value")?)
+    }
+
     pub async fn count_accounts(&self) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM accounts")
             .fetch_one(&self.db.read)

@@ -104,9 +104,24 @@ CREATE INDEX operations_due ON operations (state, lease_until);
 CREATE INDEX operations_target ON operations (target, state);
 "#;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "accounts, namespaces, functions, aliases, layers, operations",
-    sqlite: V1,
-    postgres: V1,
-}];
+const V2: &str = r#"
+CREATE TABLE settings (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"#;
+
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "accounts, namespaces, functions, aliases, layers, operations",
+        sqlite: V1,
+        postgres: V1,
+    },
+    Migration {
+        version: 2,
+        name: "installation-wide settings",
+        sqlite: V2,
+        postgres: V2,
+    },
+];

@@ -1,8 +1,8 @@
 //! Aliases.
 
-use control::{Caller, Control};
 use model::Alias;
 
+use super::Cx;
 use super::{namespace, required_str};
 use crate::error::ApiError;
 use crate::views::{alias_out, routing_in};
@@ -30,11 +30,8 @@ fn alias(
     }
 }
 
-pub(crate) async fn create(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::CreateAliasRequest,
-) -> R<wire::CreateAliasResponse> {
+pub(crate) async fn create(cx: &Cx, r: wire::CreateAliasRequest) -> R<wire::CreateAliasResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
     let a = alias(
         required_str(r.name, "Name")?,
@@ -47,11 +44,8 @@ pub(crate) async fn create(
     Ok(wire::CreateAliasResponse::default())
 }
 
-pub(crate) async fn update(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::UpdateAliasRequest,
-) -> R<wire::UpdateAliasResponse> {
+pub(crate) async fn update(cx: &Cx, r: wire::UpdateAliasRequest) -> R<wire::UpdateAliasResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
     let ns = namespace(r.namespace);
     let name = required_str(r.name, "Name")?;
@@ -73,11 +67,8 @@ pub(crate) async fn update(
     Ok(wire::UpdateAliasResponse::default())
 }
 
-pub(crate) async fn get(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::GetAliasRequest,
-) -> R<wire::GetAliasResponse> {
+pub(crate) async fn get(cx: &Cx, r: wire::GetAliasRequest) -> R<wire::GetAliasResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
     let name = required_str(r.name, "Name")?;
     let a = alias_out(
@@ -104,11 +95,8 @@ fn string_number(v: Option<&str>, field: &str, default: usize) -> R<usize> {
     }
 }
 
-pub(crate) async fn list(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::ListAliasesRequest,
-) -> R<wire::ListAliasesResponse> {
+pub(crate) async fn list(cx: &Cx, r: wire::ListAliasesRequest) -> R<wire::ListAliasesResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
     let offset = string_number(r.offset.as_deref(), "Offset", 0)?;
     let limit = string_number(r.limit.as_deref(), "Limit", 20)?;
@@ -127,11 +115,8 @@ pub(crate) async fn list(
     })
 }
 
-pub(crate) async fn delete(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::DeleteAliasRequest,
-) -> R<wire::DeleteAliasResponse> {
+pub(crate) async fn delete(cx: &Cx, r: wire::DeleteAliasRequest) -> R<wire::DeleteAliasResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
     let name = required_str(r.name, "Name")?;
     ctl.delete_alias(caller, &namespace(r.namespace), &f, &name)

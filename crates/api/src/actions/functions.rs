@@ -1,8 +1,9 @@
 //! Functions and versions.
 
-use control::{Caller, Control, CreateFunction, FunctionOrder, ListFunctions};
+use control::{CreateFunction, FunctionOrder, ListFunctions};
 use model::{ConfigPatch, LayerRef, Qualifier};
 
+use super::Cx;
 use super::{flag, namespace, paging, required, required_str, zip_bytes};
 use crate::error::ApiError;
 use crate::views::{self, environment_in, keep};
@@ -62,10 +63,10 @@ fn inline_zip(code: Option<&wire::Code>, top_level: Option<&str>) -> R<Vec<u8>> 
 }
 
 pub(crate) async fn create(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::CreateFunctionRequest,
 ) -> R<wire::CreateFunctionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name.clone(), "FunctionName")?;
     let zip = inline_zip(r.code.as_ref(), None)?;
     let mut patch = ConfigPatch {
@@ -118,15 +119,15 @@ pub(crate) async fn create(
 }
 
 /// The wire view of bound layers, looked up for their details.
-async fn bound_layers(
-    ctl: &Control,
-    caller: &Caller,
-    row: &control::FunctionRow,
-) -> Vec<wire::LayerVersionInfo> {
+async fn bound_layers(cx: &Cx, row: &control::FunctionRow) -> Vec<wire::LayerVersionInfo> {
     let mut out = Vec::new();
     let Some(s) = row.shown() else { return out };
     for l in &s.config.layers {
-        match ctl.get_layer_version(caller, &l.name, l.version).await {
+        match cx
+            .ctl
+            .get_layer_version(&cx.caller, &l.name, l.version)
+            .await
+        {
             Ok(lv) => out.push(views::layer_info(&lv)),
             Err(_) => out.push(wire::LayerVersionInfo {
                 layer_name: Some(l.name.clone()),
@@ -138,16 +139,13 @@ async fn bound_layers(
     out
 }
 
-pub(crate) async fn get(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::GetFunctionRequest,
-) -> R<wire::GetFunctionResponse> {
+pub(crate) async fn get(cx: &Cx, r: wire::GetFunctionRequest) -> R<wire::GetFunctionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     let ns = namespace(r.namespace);
     let q = r.qualifier.filter(|q| !q.is_empty());
     let view = ctl.get_function(caller, &ns, &name, q.as_deref()).await?;
-    let layers = bound_layers(ctl, caller, &view.row).await;
+    let layers = bound_layers(cx, &view.row).await;
     Ok(views::function_response(
         &view.row,
         view.available_status,
@@ -155,11 +153,8 @@ pub(crate) async fn get(
     ))
 }
 
-pub(crate) async fn list(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::ListFunctionsRequest,
-) -> R<wire::ListFunctionsResponse> {
+pub(crate) async fn list(cx: &Cx, r: wire::ListFunctionsRequest) -> R<wire::ListFunctionsResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let (offset, limit) = paging(r.offset, r.limit, 1000)?;
     let order_by = match r.orderby.as_deref() {
         None | Some("") | Some("AddTime") => FunctionOrder::AddTime,
@@ -245,10 +240,10 @@ fn store_query(
 }
 
 pub(crate) async fn update_code(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::UpdateFunctionCodeRequest,
 ) -> R<wire::UpdateFunctionCodeResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     if r.cos_bucket_name.is_some() || r.cos_object_name.is_some() {
         return Err(ApiError::new(
@@ -271,10 +266,10 @@ pub(crate) async fn update_code(
 }
 
 pub(crate) async fn update_configuration(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::UpdateFunctionConfigurationRequest,
 ) -> R<wire::UpdateFunctionConfigurationResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name.clone(), "FunctionName")?;
     let publish = flag(r.publish.as_deref(), "Publish")?;
     let mut patch = ConfigPatch {
@@ -317,10 +312,10 @@ pub(crate) async fn update_configuration(
 }
 
 pub(crate) async fn delete(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::DeleteFunctionRequest,
 ) -> R<wire::DeleteFunctionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     let q = r.qualifier.filter(|q| !q.is_empty());
     ctl.delete_function(caller, &namespace(r.namespace), &name, q.as_deref())
@@ -329,10 +324,10 @@ pub(crate) async fn delete(
 }
 
 pub(crate) async fn delete_version(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::DeleteFunctionVersionRequest,
 ) -> R<wire::DeleteFunctionVersionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     let q = required_str(r.qualifier, "Qualifier")?;
     ctl.delete_function_version(caller, &namespace(r.namespace), &name, &q)
@@ -341,10 +336,10 @@ pub(crate) async fn delete_version(
 }
 
 pub(crate) async fn publish_version(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::PublishVersionRequest,
 ) -> R<wire::PublishVersionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     let ns = namespace(r.namespace);
     let v = ctl
@@ -365,10 +360,10 @@ pub(crate) async fn publish_version(
 }
 
 pub(crate) async fn list_versions(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::ListVersionByFunctionRequest,
 ) -> R<wire::ListVersionByFunctionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
     let offset = r.offset.unwrap_or(0) as usize;
     let limit = r.limit.unwrap_or(20).min(10_000) as usize;
@@ -427,10 +422,10 @@ pub(crate) async fn list_versions(
 }
 
 pub(crate) async fn get_account(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     _r: wire::GetAccountRequest,
 ) -> R<wire::GetAccountResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let usage = ctl.get_account(caller).await?;
     let limits = &ctl.config().limits;
     Ok(wire::GetAccountResponse {
@@ -477,4 +472,60 @@ pub(crate) async fn get_account(
         }),
         request_id: None,
     })
+}
+
+pub(crate) async fn get_address(
+    cx: &Cx,
+    r: wire::GetFunctionAddressRequest,
+) -> R<wire::GetFunctionAddressResponse> {
+    let name = required_str(r.function_name, "FunctionName")?;
+    let q = r.qualifier.filter(|q| !q.is_empty());
+    let code = cx
+        .ctl
+        .function_code(&cx.caller, &namespace(r.namespace), &name, q.as_deref())
+        .await?;
+    let key = cx.ctl.download_key().await?;
+    let expires = crate::server::unix_now() + crate::download::LINK_TTL_SECS;
+    Ok(wire::GetFunctionAddressResponse {
+        url: Some(format!(
+            "{}{}",
+            cx.base_url,
+            crate::download::link(&key, &code.sha256, expires)
+        )),
+        code_sha256: Some(code.sha256),
+        request_id: None,
+    })
+}
+
+pub(crate) async fn copy(cx: &Cx, r: wire::CopyFunctionRequest) -> R<wire::CopyFunctionResponse> {
+    let name = required_str(r.function_name, "FunctionName")?;
+    let new_name = required_str(r.new_function_name, "NewFunctionName")?;
+    if let Some(region) = r.target_region.as_deref().filter(|t| !t.is_empty())
+        && region != cx.region
+    {
+        return Err(ApiError::new(
+            "UnsupportedOperation.CopyFunction",
+            format!(
+                "copying to another region ({region}) is not supported: a Stratus installation serves one region."
+            ),
+        ));
+    }
+    let ns = namespace(r.namespace);
+    let target_ns = r
+        .target_namespace
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| ns.clone());
+    cx.ctl
+        .copy_function(
+            &cx.caller,
+            &ns,
+            &name,
+            &target_ns,
+            &new_name,
+            r.description,
+            r.copy_configuration.unwrap_or(true),
+            r.r#override.unwrap_or(false),
+        )
+        .await?;
+    Ok(wire::CopyFunctionResponse::default())
 }

@@ -1,7 +1,8 @@
 //! Layers.
 
-use control::{Caller, Control, PublishLayer};
+use control::PublishLayer;
 
+use super::Cx;
 use super::{paging, required, required_str, zip_bytes};
 use crate::error::ApiError;
 use crate::views::layer_info;
@@ -10,10 +11,10 @@ use crate::wire;
 type R<T> = Result<T, ApiError>;
 
 pub(crate) async fn publish(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::PublishLayerVersionRequest,
 ) -> R<wire::PublishLayerVersionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.layer_name, "LayerName")?;
     let runtimes = required(r.compatible_runtimes, "CompatibleRuntimes")?;
     let content = required(r.content, "Content")?;
@@ -46,10 +47,10 @@ pub(crate) async fn publish(
 }
 
 pub(crate) async fn get(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::GetLayerVersionRequest,
 ) -> R<wire::GetLayerVersionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.layer_name, "LayerName")?;
     let version = required(r.layer_version, "LayerVersion")?;
     let l = ctl.get_layer_version(caller, &name, version).await?;
@@ -68,11 +69,8 @@ pub(crate) async fn get(
     })
 }
 
-pub(crate) async fn list(
-    ctl: &Control,
-    caller: &Caller,
-    r: wire::ListLayersRequest,
-) -> R<wire::ListLayersResponse> {
+pub(crate) async fn list(cx: &Cx, r: wire::ListLayersRequest) -> R<wire::ListLayersResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let (offset, limit) = paging(r.offset, r.limit, 1000)?;
     let all = ctl
         .list_layers(
@@ -95,10 +93,10 @@ pub(crate) async fn list(
 }
 
 pub(crate) async fn list_versions(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::ListLayerVersionsRequest,
 ) -> R<wire::ListLayerVersionsResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.layer_name, "LayerName")?;
     let runtimes = r.compatible_runtime.unwrap_or_default();
     let all = ctl.list_layer_versions(caller, &name, &runtimes).await?;
@@ -109,10 +107,10 @@ pub(crate) async fn list_versions(
 }
 
 pub(crate) async fn delete(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::DeleteLayerVersionRequest,
 ) -> R<wire::DeleteLayerVersionResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.layer_name, "LayerName")?;
     let version = required(r.layer_version, "LayerVersion")?;
     ctl.delete_layer_version(caller, &name, version).await?;

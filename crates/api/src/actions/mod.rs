@@ -109,6 +109,7 @@ pub(crate) fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiErro
 
 /// The actions Stratus serves today.
 pub const SERVED: &[&str] = &[
+    "CopyFunction",
     "CreateAlias",
     "CreateFunction",
     "CreateNamespace",
@@ -120,6 +121,7 @@ pub const SERVED: &[&str] = &[
     "GetAccount",
     "GetAlias",
     "GetFunction",
+    "GetFunctionAddress",
     "GetLayerVersion",
     "ListAliases",
     "ListFunctions",
@@ -135,12 +137,22 @@ pub const SERVED: &[&str] = &[
     "UpdateNamespace",
 ];
 
+/// What a handler knows about its request besides the body.
+pub(crate) struct Cx {
+    pub ctl: Control,
+    pub caller: Caller,
+    /// `X-TC-Region` (may be empty).
+    pub region: String,
+    /// The base URL the client reached us at, for links we hand out.
+    pub base_url: String,
+}
+
 macro_rules! actions {
-    ($ctl:ident, $caller:ident, $action:ident, $body:ident; $($name:ident => $handler:path),* $(,)?) => {
+    ($cx:ident, $action:ident, $body:ident; $($name:ident => $handler:path),* $(,)?) => {
         match $action {
             $(stringify!($name) => {
                 let req = parse($body)?;
-                let resp = $handler($ctl, $caller, req).await?;
+                let resp = $handler($cx, req).await?;
                 to_value(&resp)
             })*
             other => Err(unsupported(other)),
@@ -163,12 +175,11 @@ fn unsupported(action: &str) -> ApiError {
 }
 
 pub(crate) async fn dispatch(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     action: &str,
     body: &[u8],
 ) -> Result<serde_json::Value, ApiError> {
-    actions!(ctl, caller, action, body;
+    actions!(cx, action, body;
         CreateFunction => functions::create,
         GetFunction => functions::get,
         ListFunctions => functions::list,
@@ -179,6 +190,8 @@ pub(crate) async fn dispatch(
         ListVersionByFunction => functions::list_versions,
         DeleteFunctionVersion => functions::delete_version,
         GetAccount => functions::get_account,
+        GetFunctionAddress => functions::get_address,
+        CopyFunction => functions::copy,
         CreateAlias => aliases::create,
         GetAlias => aliases::get,
         UpdateAlias => aliases::update,

@@ -1,8 +1,8 @@
 //! Namespaces.
 
-use control::{Caller, Control};
 use model::time::format_ms;
 
+use super::Cx;
 use super::{paging, required_str};
 use crate::error::ApiError;
 use crate::wire;
@@ -10,10 +10,10 @@ use crate::wire;
 type R<T> = Result<T, ApiError>;
 
 pub(crate) async fn create(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::CreateNamespaceRequest,
 ) -> R<wire::CreateNamespaceResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let ns = required_str(r.namespace, "Namespace")?;
     if r.resource_env.is_some() {
         return Err(ApiError::new(
@@ -27,10 +27,10 @@ pub(crate) async fn create(
 }
 
 pub(crate) async fn update(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::UpdateNamespaceRequest,
 ) -> R<wire::UpdateNamespaceResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let ns = required_str(r.namespace, "Namespace")?;
     let d = r
         .description
@@ -40,20 +40,20 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::DeleteNamespaceRequest,
 ) -> R<wire::DeleteNamespaceResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let ns = required_str(r.namespace, "Namespace")?;
     ctl.delete_namespace(caller, &ns).await?;
     Ok(wire::DeleteNamespaceResponse::default())
 }
 
 pub(crate) async fn list(
-    ctl: &Control,
-    caller: &Caller,
+    cx: &Cx,
     r: wire::ListNamespacesRequest,
 ) -> R<wire::ListNamespacesResponse> {
+    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let (offset, limit) = paging(r.offset, r.limit, 1000)?;
     let mut all = ctl.list_namespaces(caller).await?;
     for k in r.search_key.iter().flatten() {
