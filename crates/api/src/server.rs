@@ -186,6 +186,16 @@ async fn handle(
     action: &str,
     body: &[u8],
 ) -> Result<serde_json::Value, ApiError> {
+    if action.is_empty()
+        && header_str(headers, "content-type")
+            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+        && body.windows(10).any(|w| w == b"Signature=")
+    {
+        return Err(ApiError::new(
+            "AuthFailure.InvalidAuthorization",
+            "The legacy HmacSHA1/HmacSHA256 signature is not supported by Stratus: sign with TC3-HMAC-SHA256 (the SDKs' default).",
+        ));
+    }
     if action.is_empty() {
         return Err(ApiError::new(
             "MissingParameter",

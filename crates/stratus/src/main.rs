@@ -78,6 +78,7 @@ fn main() -> anyhow::Result<()> {
     let _failpoints = fail::FailScenario::setup();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("STRATUS_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
