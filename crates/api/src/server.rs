@@ -162,13 +162,30 @@ async fn api_get(headers: HeaderMap) -> Response {
     )
 }
 
-async fn api(State(st): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn api(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Response {
     let started = Instant::now();
     let id = uuid::Uuid::new_v4().to_string();
     let action = header_str(&headers, "x-tc-action")
         .unwrap_or("")
         .to_string();
-    let result = handle(&st, &headers, &action, &body).await;
+    let result = match body {
+        Ok(body) => handle(&st, &headers, &action, &body).await,
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
+            "RequestSizeLimitExceeded",
+            format!(
+                "The request body is larger than the {} bytes Stratus accepts.",
+                st.cfg.max_body_bytes
+            ),
+        )),
+        Err(e) => Err(ApiError::new(
+            "InvalidParameter",
+            format!("The request body could not be read: {e}."),
+        )),
+    };
     match &result {
         Ok(_) => {
             tracing::debug!(%action, request_id = %id, us = started.elapsed().as_micros() as u64, "ok")

@@ -46,7 +46,7 @@ impl Default for ControlConfig {
         ControlConfig {
             limits: Limits::default(),
             prepare: PrepareLimits::default(),
-            lease_ms: 10_000,
+            lease_ms: 5_000,
             max_attempts: 5,
         }
     }

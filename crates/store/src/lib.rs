@@ -53,17 +53,52 @@ impl Store {
         self.db.schema_version().await
     }
 
-    /// Every blob address a record or operation may still need.
+    /// Every blob address a record may still need: the serving and pending code of every function record, the
+    /// content of every layer version that is not deleted, and the content of deleted layer versions that a
+    /// function snapshot still binds.
     pub async fn referenced_blobs(&self) -> Result<std::collections::HashSet<String>> {
         use sqlx::Row;
         let mut set = std::collections::HashSet::new();
         for sql in [
             "SELECT serving_code AS s FROM functions WHERE serving_code IS NOT NULL",
             "SELECT pending_code AS s FROM functions WHERE pending_code IS NOT NULL",
-            "SELECT content_sha AS s FROM layers",
+            "SELECT content_sha AS s FROM layers WHERE status <> 'Deleted'",
         ] {
             for r in sqlx::query(sql).fetch_all(&self.db.read).await? {
                 set.insert(r.try_get::<String, _>("s")?);
+            }
+        }
+        let deleted = sqlx::query(
+            "SELECT app_id, name, version, content_sha FROM layers WHERE status = 'Deleted'",
+        )
+        .fetch_all(&self.db.read)
+        .await?;
+        if deleted.is_empty() {
+            return Ok(set);
+        }
+        let mut bound = std::collections::HashSet::new();
+        for r in sqlx::query("SELECT app_id, serving, pending FROM functions")
+            .fetch_all(&self.db.read)
+            .await?
+        {
+            let app_id: i64 = r.try_get("app_id")?;
+            for col in ["serving", "pending"] {
+                if let Some(json) = r.try_get::<Option<String>, _>(col)? {
+                    let snap: model::Snapshot = functions::from_json("functions.snapshot", &json)?;
+                    for l in snap.config.layers {
+                        bound.insert((app_id, l.name, l.version));
+                    }
+                }
+            }
+        }
+        for r in deleted {
+            let key = (
+                r.try_get::<i64, _>("app_id")?,
+                r.try_get::<String, _>("name")?,
+                r.try_get::<i64, _>("version")?,
+            );
+            if bound.contains(&key) {
+                set.insert(r.try_get::<String, _>("content_sha")?);
             }
         }
         Ok(set)
