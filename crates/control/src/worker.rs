@@ -339,8 +339,12 @@ impl Control {
         })
     }
 
-    /// Removes blobs no record needs any more (after `grace`, which covers uploads not committed yet).
+    /// Removes blobs no record needs any more (after `grace`, which covers uploads not committed yet), and
+    /// finished operations older than a day. Returns how many blobs went.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
+        self.store
+            .prune_ops(store::now_ms() - 24 * 3600 * 1000)
+            .await?;
         let referenced = self.store.referenced_blobs().await?;
         let blobs = self.store.blobs.clone();
         tokio::task::spawn_blocking(move || blobs.collect(&referenced, grace))

@@ -151,6 +151,15 @@ impl Store {
         }
     }
 
+    /// Forgets finished operations last touched before `before_ms`. Returns how many.
+    pub async fn prune_ops(&self, before_ms: i64) -> Result<u64> {
+        let r = sqlx::query("DELETE FROM operations WHERE state = 'done' AND updated_ms < $1")
+            .bind(before_ms)
+            .execute(&self.db.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
     /// Number of operations not finished yet.
     pub async fn pending_ops(&self) -> Result<i64> {
         let r = sqlx::query("SELECT COUNT(*) AS n FROM operations WHERE state = 'pending'")
