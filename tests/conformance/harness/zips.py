@@ -108,7 +108,7 @@ def symlink_inside() -> bytes:
 
 
 def go_binary() -> bytes:
-    return build([Entry("main", b"#!/bin/sh\necho not really go\n", mode=stat.S_IFREG | 0o755)])
+    return build([_py(), Entry("main", b"#!/bin/sh\necho not really go\n", mode=stat.S_IFREG | 0o755)])
 
 
 def layer_content(name: str = "lib.py") -> bytes:
