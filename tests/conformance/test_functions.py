@@ -1,10 +1,11 @@
 """The $LATEST lifecycle of lifecycle.md, every transition and every rejection of its table, through the SDK; plus
 synchronous validation and ListFunctions.
 
-Deterministic transitional statuses: a dedicated server started with FAILPOINTS="<point>=1*sleep(5000)" holds the
-first operation of that kind in its transitional status for 5 s. Assumption: the failpoints are evaluated in the
+Deterministic transitional statuses: a dedicated server started with FAILPOINTS="<point>=1*sleep(3000)" holds the
+first operation of that kind in its transitional status for 3 s. Assumption: the failpoints are evaluated in the
 asynchronous step, outside any open database transaction, and support the `fail` crate's `sleep(ms)` action (it
-only delays; the step then goes on normally)."""
+only delays; the step then goes on normally). The hold must stay well under the operation lease (5 s): a longer one
+lets another worker take the operation over and finish it while the first still sleeps."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ PY = zips.PY_RUNTIME
 H = zips.PY_HANDLER
 B64 = zips.b64
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")  # as in the API examples: "2024-12-17 17:52:48"
-HOLD = "1*sleep(5000)"
+HOLD = "1*sleep(3000)"  # below the server's 5 s operation lease, so the held worker keeps its operation
 STATUS_ERROR = "FailedOperation.FunctionStatusError"
 
 
@@ -171,7 +172,7 @@ def test_bad_package_ends_in_create_failed(scf, case):
 def test_runtime_not_installed_fails_preparation_with_a_reason(scf):
     # Go1 is a valid SCF runtime that hosts of this project do not carry (product.md, out of scope).
     name = unique()
-    # The package also has index.py and the handler is index.main_handler, so that only the runtime can fail.
+    # The package has the executable `index` that Handler index.main_handler names, so only the runtime can fail.
     scf.call("CreateFunction", create_params(name, zips.go_binary(), Runtime="Go1"))
     fn = scf.wait(name, FUNCTION_TERMINAL)
     if fn["Status"] != "Active":

@@ -12,7 +12,7 @@ from harness.api import Scf, unique
 
 PY = zips.PY_RUNTIME
 TIME_FORMAT = re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$")
-HOLD = "1*sleep(5000)"
+HOLD = "1*sleep(3000)"  # below the server's 5 s operation lease, so the held worker keeps its operation
 LAYER_MISSING = ("ResourceNotFound.Layer", "ResourceNotFound.LayerVersion")
 
 

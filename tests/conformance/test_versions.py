@@ -8,7 +8,7 @@ from harness import zips
 from harness.api import Scf, status_message
 
 B64 = zips.b64
-HOLD = "1*sleep(5000)"
+HOLD = "1*sleep(3000)"  # below the server's 5 s operation lease, so the held worker keeps its operation
 
 
 def versions_of(scf: Scf, name: str) -> dict[str, dict]:

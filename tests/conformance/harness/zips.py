@@ -108,7 +108,8 @@ def symlink_inside() -> bytes:
 
 
 def go_binary() -> bytes:
-    return build([_py(), Entry("main", b"#!/bin/sh\necho not really go\n", mode=stat.S_IFREG | 0o755)])
+    """For Go the handler's file part names the executable: Handler `index.main_handler` needs `index`."""
+    return build([Entry("index", b"#!/bin/sh\necho not really go\n", mode=stat.S_IFREG | 0o755)])
 
 
 def layer_content(name: str = "lib.py") -> bytes:
