@@ -17,8 +17,8 @@ pub struct NewAccount {
 /// What GetAccount reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountUsage {
-    /// (namespace, functions in it)
-    pub namespaces: Vec<(String, i64)>,
+    /// (namespace, the names of its functions)
+    pub namespaces: Vec<(String, Vec<String>)>,
 }
 
 fn new_key(app_id: i64, uin: &str) -> ApiKey {
@@ -91,11 +91,8 @@ impl Control {
     pub async fn get_account(&self, caller: &Caller) -> Result<AccountUsage> {
         let mut namespaces = Vec::new();
         for ns in self.store.namespaces(caller.app_id).await? {
-            let n = self
-                .store
-                .count_functions(caller.app_id, Some(&ns.name))
-                .await?;
-            namespaces.push((ns.name, n));
+            let names = self.store.function_names(caller.app_id, &ns.name).await?;
+            namespaces.push((ns.name, names));
         }
         Ok(AccountUsage { namespaces })
     }

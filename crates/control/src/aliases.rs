@@ -134,7 +134,7 @@ impl Control {
             })
     }
 
-    /// The aliases of a function, optionally only those whose main version is `version`.
+    /// The aliases of a function, optionally only those that route to `version` (as main or additional version).
     pub async fn list_aliases(
         &self,
         caller: &Caller,
@@ -147,7 +147,7 @@ impl Control {
         let all = self.store.aliases(&key).await?;
         Ok(all
             .into_iter()
-            .filter(|a| version.is_none_or(|v| a.function_version == v))
+            .filter(|a| version.is_none_or(|v| a.versions().any(|x| x == v)))
             .collect())
     }
 

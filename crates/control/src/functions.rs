@@ -110,15 +110,25 @@ impl Control {
         }
     }
 
-    /// The `$LATEST` record, or `FunctionNotFound` (also for an unknown namespace: nothing of it is visible).
+    /// The `$LATEST` record, or `FunctionNotFound` (`NamespaceNotFound` when the caller has no such namespace).
     pub(crate) async fn latest(&self, key: &FunctionKey) -> Result<FunctionRow> {
-        self.store
-            .function(key, Qualifier::LATEST)
-            .await?
-            .ok_or_else(|| ControlError::FunctionNotFound {
-                namespace: key.namespace.clone(),
-                name: key.name.clone(),
-            })
+        match self.store.function(key, Qualifier::LATEST).await? {
+            Some(row) => Ok(row),
+            None => {
+                if self
+                    .store
+                    .namespace(key.app_id, &key.namespace)
+                    .await?
+                    .is_none()
+                {
+                    return Err(ControlError::NamespaceNotFound(key.namespace.clone()));
+                }
+                Err(ControlError::FunctionNotFound {
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                })
+            }
+        }
     }
 
     /// Checks that every bound layer version exists, is Active and lists the runtime.

@@ -18,8 +18,11 @@ const IDLE_POLL: Duration = Duration::from_millis(500);
 /// Evaluates a fault-injection point (the `failpoints` feature); `Some(message)` when it is set to fire.
 #[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
 fn injected(name: &str) -> Option<String> {
-    fail::fail_point!(name, |_| Some(format!("injected fault at `{name}`")));
-    None
+    // A `sleep` or `pause` action blocks the calling thread: keep it off the async workers' threads.
+    tokio::task::block_in_place(|| {
+        fail::fail_point!(name, |_| Some(format!("injected fault at `{name}`")));
+        None
+    })
 }
 
 fn internal(msg: impl Into<String>) -> Vec<StatusReason> {

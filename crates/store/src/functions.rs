@@ -309,6 +309,20 @@ impl Store {
         ))
     }
 
+    /// The names of the functions in a namespace, sorted.
+    pub async fn function_names(&self, app_id: i64, namespace: &str) -> Result<Vec<String>> {
+        let rows = sqlx::query(
+            "SELECT name FROM functions WHERE app_id = $1 AND namespace = $2 AND qualifier = '$LATEST' ORDER BY name",
+        )
+        .bind(app_id)
+        .bind(namespace)
+        .fetch_all(&self.db.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>("name")?))
+            .collect()
+    }
+
     /// Number of functions in a namespace.
     pub async fn count_functions(&self, app_id: i64, namespace: Option<&str>) -> Result<i64> {
         let r = match namespace {

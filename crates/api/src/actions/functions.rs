@@ -435,10 +435,10 @@ pub(crate) async fn get_account(
                 usage
                     .namespaces
                     .iter()
-                    .map(|(ns, n)| wire::NamespaceUsage {
-                        functions: Some(Vec::new()),
+                    .map(|(ns, names)| wire::NamespaceUsage {
+                        functions: Some(names.clone()),
                         namespace: Some(ns.clone()),
-                        functions_count: Some(*n),
+                        functions_count: Some(names.len() as i64),
                         total_concurrency_mem: Some(0),
                         total_allocated_concurrency_mem: Some(0),
                         total_allocated_provisioned_mem: Some(0),

@@ -16,10 +16,15 @@ use crate::wire;
 /// Decodes a request body into its wire type: malformed JSON and wrong types are `InvalidParameter`, a key the
 /// action does not have is `UnknownParameter`.
 pub(crate) fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) {
-        &b"{}"[..]
-    } else {
-        body
+    let body = match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => &b"{}"[..],
+        Some(b'{') => body,
+        Some(_) => {
+            return Err(ApiError::new(
+                "InvalidParameter",
+                "The request body must be a JSON object.",
+            ));
+        }
     };
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
