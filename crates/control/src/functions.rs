@@ -189,11 +189,7 @@ impl Control {
         if zip.is_empty() {
             return Err(model::InvalidValue::new("ZipFile", "the zip file is empty.").into());
         }
-        let blobs = self.store.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.put(&zip))
-            .await
-            .map_err(|e| ControlError::Internal(format!("blob writer panicked: {e}")))?
-            .map_err(Into::into)
+        Ok(self.store.put_blob(zip).await?)
     }
 
     pub async fn create_function(&self, caller: &Caller, req: CreateFunction) -> Result<()> {

@@ -108,12 +108,7 @@ impl Control {
 
     /// The bytes of a stored code or layer package.
     pub async fn code_blob(&self, sha256: &str) -> Result<Vec<u8>> {
-        let blobs = self.store.blobs.clone();
-        let sha = sha256.to_string();
-        tokio::task::spawn_blocking(move || blobs.read(&sha))
-            .await
-            .map_err(|e| ControlError::Internal(format!("blob reader panicked: {e}")))?
-            .map_err(Into::into)
+        Ok(self.store.read_blob(sha256).await?)
     }
 
     pub(crate) fn wake_workers(&self) {

@@ -33,7 +33,7 @@ impl Control {
     /// Runs `n` workers until `shutdown` turns true. `node` names this process in leases.
     pub async fn run_workers(&self, n: usize, node: &str, shutdown: watch::Receiver<bool>) {
         let mut tasks = Vec::new();
-        for i in 0..n.max(1) {
+        for i in 0..n {
             let me = self.clone();
             let owner = format!("{node}/{i}");
             let mut shutdown = shutdown.clone();
@@ -175,6 +175,9 @@ impl Control {
                 if let Some(msg) = injected("publish-layer-version") {
                     return Ok(layer_finish(LayerStatus::PublishFailed, internal(msg)));
                 }
+                self.store
+                    .ensure_local_blob(&l.layer.content.sha256)
+                    .await?;
                 let blobs = self.store.blobs.clone();
                 let limits = self.cfg.prepare.clone();
                 let content = l.layer.content.clone();
@@ -311,6 +314,11 @@ impl Control {
             }
         }
         if reasons.is_empty() {
+            // On a cluster the package may have been uploaded through another node.
+            self.store.ensure_local_blob(&snapshot.code.sha256).await?;
+            for (_, content) in &layers {
+                self.store.ensure_local_blob(&content.sha256).await?;
+            }
             let blobs = self.store.blobs.clone();
             let limits = self.cfg.prepare.clone();
             let snap = snapshot.clone();
@@ -348,12 +356,7 @@ impl Control {
         self.store
             .prune_ops(store::now_ms() - 24 * 3600 * 1000)
             .await?;
-        let referenced = self.store.referenced_blobs().await?;
-        let blobs = self.store.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.collect(&referenced, grace))
-            .await
-            .map_err(|e| ControlError::Internal(format!("collector panicked: {e}")))?
-            .map_err(Into::into)
+        Ok(self.store.collect_blobs(grace).await?)
     }
 }
 

@@ -53,6 +53,117 @@ impl Store {
         self.db.schema_version().await
     }
 
+    /// Whether blobs are shared through the database (several nodes on PostgreSQL) besides the local directory.
+    fn shared_blobs(&self) -> bool {
+        self.db.dialect == Dialect::Postgres
+    }
+
+    /// Stores a package durably before any record refers to it: in the local blob directory (fsynced) and, on
+    /// PostgreSQL, in the shared `blobs` table so that every node can fetch it.
+    pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<model::CodeRef> {
+        let blobs = self.blobs.clone();
+        let (code, bytes) =
+            tokio::task::spawn_blocking(move || blobs.put(&bytes).map(|c| (c, bytes)))
+                .await
+                .map_err(|e| StoreError::Io {
+                    path: "blobs".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })??;
+        if self.shared_blobs() {
+            sqlx::query(
+                "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
+            )
+            .bind(&code.sha256)
+            .bind(bytes)
+            .bind(now_ms())
+            .execute(&self.db.write)
+            .await?;
+        }
+        Ok(code)
+    }
+
+    /// Makes sure a blob is in the local directory, fetching it from the shared table when another node stored it.
+    pub async fn ensure_local_blob(&self, sha256: &str) -> Result<()> {
+        if self.blobs.exists(sha256) {
+            return Ok(());
+        }
+        if !self.shared_blobs() {
+            return Err(StoreError::BlobMissing {
+                sha256: sha256.to_string(),
+            });
+        }
+        use sqlx::Row;
+        let row = sqlx::query("SELECT content FROM blobs WHERE sha256 = $1")
+            .bind(sha256)
+            .fetch_optional(&self.db.read)
+            .await?
+            .ok_or_else(|| StoreError::BlobMissing {
+                sha256: sha256.to_string(),
+            })?;
+        let bytes: Vec<u8> = row.try_get("content")?;
+        let blobs = self.blobs.clone();
+        let want = sha256.to_string();
+        tokio::task::spawn_blocking(move || {
+            let code = blobs.put(&bytes)?;
+            if code.sha256 == want {
+                Ok(())
+            } else {
+                Err(StoreError::corrupt(
+                    "blobs.content",
+                    format!("content of {want} hashes to {}", code.sha256),
+                ))
+            }
+        })
+        .await
+        .map_err(|e| StoreError::Io {
+            path: "blobs".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
+    }
+
+    /// The bytes of a blob, from the local directory or the shared table.
+    pub async fn read_blob(&self, sha256: &str) -> Result<Vec<u8>> {
+        self.ensure_local_blob(sha256).await?;
+        let blobs = self.blobs.clone();
+        let sha = sha256.to_string();
+        tokio::task::spawn_blocking(move || blobs.read(&sha))
+            .await
+            .map_err(|e| StoreError::Io {
+                path: "blobs".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Collects blobs no record references (older than `grace`) locally and, on PostgreSQL, in the shared table.
+    pub async fn collect_blobs(&self, grace: std::time::Duration) -> Result<usize> {
+        let referenced = self.referenced_blobs().await?;
+        if self.shared_blobs() {
+            use sqlx::Row;
+            let cutoff = now_ms() - grace.as_millis() as i64;
+            let rows = sqlx::query("SELECT sha256 FROM blobs WHERE created_ms < $1")
+                .bind(cutoff)
+                .fetch_all(&self.db.read)
+                .await?;
+            for r in rows {
+                let sha: String = r.try_get("sha256")?;
+                if !referenced.contains(&sha) {
+                    sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND created_ms < $2")
+                        .bind(&sha)
+                        .bind(cutoff)
+                        .execute(&self.db.write)
+                        .await?;
+                }
+            }
+        }
+        let blobs = self.blobs.clone();
+        tokio::task::spawn_blocking(move || blobs.collect(&referenced, grace))
+            .await
+            .map_err(|e| StoreError::Io {
+                path: "blobs".into(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
     /// Every blob address a record may still need: the serving and pending code of every function record, the
     /// content of every layer version that is not deleted, and the content of deleted layer versions that a
     /// function snapshot still binds.

@@ -111,6 +111,23 @@ CREATE TABLE settings (
 );
 "#;
 
+/// Blobs shared by every node of a cluster (PostgreSQL); on SQLite the table exists but stays empty, since one node
+/// keeps its blobs on its own disk.
+const V3_SQLITE: &str = r#"
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    content BLOB NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+"#;
+const V3_POSTGRES: &str = r#"
+CREATE TABLE blobs (
+    sha256 TEXT PRIMARY KEY,
+    content BYTEA NOT NULL,
+    created_ms BIGINT NOT NULL
+);
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -123,5 +140,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "installation-wide settings",
         sqlite: V2,
         postgres: V2,
+    },
+    Migration {
+        version: 3,
+        name: "blobs shared through the database",
+        sqlite: V3_SQLITE,
+        postgres: V3_POSTGRES,
     },
 ];
