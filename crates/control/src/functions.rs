@@ -131,12 +131,14 @@ impl Control {
         }
     }
 
-    /// Checks that every bound layer version exists, is Active and lists the runtime.
+    /// Checks that every bound layer version exists, is Active and lists the runtime. Bindings in `kept` (the
+    /// serving snapshot's) may stay bound after their layer version was deleted: its content is kept for them.
     pub(crate) async fn check_layers(
         &self,
         caller: &Caller,
         runtime: &str,
         layers: &[LayerRef],
+        kept: &[LayerRef],
     ) -> Result<()> {
         for l in layers {
             let row = self
@@ -147,7 +149,8 @@ impl Control {
                     name: l.name.clone(),
                     version: l.version,
                 })?;
-            if row.layer.status != LayerStatus::Active {
+            let still_bound = kept.contains(l) && row.layer.status == LayerStatus::Deleted;
+            if row.layer.status != LayerStatus::Active && !still_bound {
                 return Err(model::InvalidValue::new(
                     "Layers",
                     format!(
@@ -208,7 +211,7 @@ impl Control {
             return Err(ControlError::FunctionExists(req.name));
         }
         self.check_function_quota(caller, &req.namespace).await?;
-        self.check_layers(caller, &config.runtime, &config.layers)
+        self.check_layers(caller, &config.runtime, &config.layers, &[])
             .await?;
         let code = self.put_blob(req.zip).await?;
         self.insert_function(caller, key, Snapshot { code, config })
@@ -524,7 +527,7 @@ impl Control {
             .ok_or_else(|| ControlError::Internal("no serving snapshot".into()))?;
         let config = patch.apply(&base.config);
         validate::config(&config, &self.cfg.limits)?;
-        self.check_layers(caller, &config.runtime, &config.layers)
+        self.check_layers(caller, &config.runtime, &config.layers, &base.config.layers)
             .await?;
         let limits = self.cfg.limits.clone();
         self.begin_update(

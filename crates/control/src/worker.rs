@@ -278,8 +278,14 @@ impl Control {
         if let Some(msg) = injected(failpoint) {
             return Ok(fail_row(&row, failed, internal(msg)));
         }
-        // Layers must exist; a new create or update also needs them Active. A version copies a snapshot that was
-        // already prepared, so a layer deleted since then still serves it.
+        // Layers must exist; a new binding also needs its layer version Active. A binding the serving snapshot
+        // already has may outlive the deletion of its layer version (the content is kept for it), and a version
+        // copies a snapshot that was already prepared.
+        let already_bound: &[LayerRef] = row
+            .serving
+            .as_ref()
+            .map(|s| s.config.layers.as_slice())
+            .unwrap_or(&[]);
         let mut layers = Vec::new();
         let mut reasons = Vec::new();
         for l in &snapshot.config.layers {
@@ -294,7 +300,9 @@ impl Control {
                 )),
                 Some(lv)
                     if expect != FunctionStatus::Publishing
-                        && lv.layer.status != LayerStatus::Active =>
+                        && lv.layer.status != LayerStatus::Active
+                        && !(lv.layer.status == LayerStatus::Deleted
+                            && already_bound.contains(l)) =>
                 {
                     reasons.push(StatusReason::new(
                         "InvalidParameterValue.Layers",

@@ -79,13 +79,11 @@ impl BlobStore {
 
     /// A fresh private temporary path (for unpacking before an atomic rename).
     pub fn temp_path(&self, hint: &str) -> PathBuf {
-        let nanos = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.root
             .join("tmp")
-            .join(format!("{hint}.{}.{nanos}", std::process::id()))
+            .join(format!("{hint}.{}.{n}", std::process::id()))
     }
 
     /// Stores bytes durably; returns their address. Storing the same bytes twice is harmless.
@@ -142,10 +140,14 @@ impl BlobStore {
     pub fn ensure_unpacked(&self, sha256: &str, limits: &UnzipLimits) -> Result<UnpackedTree> {
         let path = self.unpacked_path(sha256);
         let size_file = self.root.join("unpacked").join(format!("{sha256}.bytes"));
-        if path.is_dir()
-            && let Some(bytes) = fs::read_to_string(&size_file)
+        // The size file is written before the tree is renamed into place, so a tree in place always has one.
+        let read_size = || {
+            fs::read_to_string(&size_file)
                 .ok()
-                .and_then(|s| s.trim().parse().ok())
+                .and_then(|s| s.trim().parse::<u64>().ok())
+        };
+        if path.is_dir()
+            && let Some(bytes) = read_size()
         {
             return Ok(UnpackedTree { path, bytes });
         }
@@ -159,17 +161,21 @@ impl BlobStore {
                 return Err(e.into());
             }
         };
-        if path.exists() {
-            let _ = fs::remove_dir_all(&path);
+        let size_tmp = self.temp_path(&format!("{sha256}.bytes"));
+        let write_size = fs::write(&size_tmp, unpacked.bytes.to_string())
+            .and_then(|()| fs::rename(&size_tmp, &size_file));
+        if let Err(e) = write_size {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(StoreError::io(&size_file, e));
         }
+        // Another worker may have unpacked the same content meanwhile: then its tree stays and ours goes. A tree
+        // in place is never replaced, since an instance may be using it.
         if let Err(e) = fs::rename(&tmp, &path) {
             let _ = fs::remove_dir_all(&tmp);
             if !path.is_dir() {
                 return Err(StoreError::io(&path, e));
             }
         }
-        fs::write(&size_file, unpacked.bytes.to_string())
-            .map_err(|e| StoreError::io(&size_file, e))?;
         Ok(UnpackedTree {
             path,
             bytes: unpacked.bytes,
