@@ -215,7 +215,9 @@ fn with_database(admin_url: &str, name: &str) -> String {
 
 /// Runs a future to completion on a runtime of its own, on a thread of its own: callable from synchronous
 /// tests and from inside another runtime alike.
-fn on_own_runtime<T: Send + 'static>(fut: impl Future<Output = T> + Send + 'static) -> T {
+pub(crate) fn on_own_runtime<T: Send + 'static>(
+    fut: impl Future<Output = T> + Send + 'static,
+) -> T {
     std::thread::spawn(move || {
         tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -17,6 +17,53 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a graceful stop may take.
 const STOP_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// A private hard link (or copy) of `bin`, made once per process and binary.
+///
+/// Several worktrees may share one cargo target directory, so `target/debug/stratus` can be replaced by another
+/// build while this process runs its tests; the link keeps the binary this process was built with. Links of
+/// processes that are gone are removed.
+fn stable_copy(bin: &Path) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static COPIES: OnceLock<Mutex<HashMap<PathBuf, PathBuf>>> = OnceLock::new();
+    let mut copies = COPIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = copies.get(bin) {
+        return p.clone();
+    }
+    let name = bin
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "bin".into());
+    // `target/debug/stratus` -> `target/tmp/testkit-bin/`: the same file system, so a hard link works.
+    let dir = bin
+        .parent()
+        .and_then(Path::parent)
+        .map(|t| t.join("tmp").join("testkit-bin"))
+        .unwrap_or_else(|| std::env::temp_dir().join("testkit-bin"));
+    let _ = std::fs::create_dir_all(&dir);
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let file = e.file_name().to_string_lossy().into_owned();
+            let pid = file.split('-').next().and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    let dest = dir.join(format!("{}-{name}", std::process::id()));
+    let _ = std::fs::remove_file(&dest);
+    let made = std::fs::hard_link(bin, &dest).or_else(|_| std::fs::copy(bin, &dest).map(|_| ()));
+    let path = match made {
+        Ok(()) => dest,
+        Err(_) => bin.to_path_buf(),
+    };
+    copies.insert(bin.to_path_buf(), path.clone());
+    path
+}
+
 /// An account's key, as `dev-credentials.json` and `stratus account create` give it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -77,7 +124,7 @@ impl Server {
             .expect("temporary directory");
         let db = backend.is_postgres().then(|| fresh_database_url(backend));
         let mut s = Server {
-            bin: bin.as_ref().to_path_buf(),
+            bin: stable_copy(bin.as_ref()),
             backend: backend.clone(),
             env: env
                 .iter()
@@ -175,6 +222,10 @@ impl Server {
                 cmd.env_remove(&*k);
             }
         }
+        // The log filter of the servers under test (their logs are shown when a test fails).
+        if let Ok(filter) = std::env::var("TESTKIT_STRATUS_LOG") {
+            cmd.env("STRATUS_LOG", filter);
+        }
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
@@ -270,6 +321,45 @@ impl Server {
             assert!(status.success(), "stratus exited with {status} on SIGTERM");
         }
         self.spawn();
+    }
+
+    /// Replaces the extra environment for the next start (a restart without fault injection, say).
+    pub fn set_env(&mut self, env: &[(&str, &str)]) {
+        self.env = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    }
+
+    /// The URL of the metadata database, also for SQLite (the file in the data directory).
+    pub fn effective_database_url(&self) -> String {
+        match &self.db {
+            Some(db) => db.url().to_string(),
+            None => format!("sqlite://{}", self.data_dir().join("stratus.db").display()),
+        }
+    }
+
+    /// Runs `sql`, which must return one integer column `n` in one row, directly on the metadata database (to
+    /// check what the API cannot show, such as operations left pending).
+    pub fn db_count(&self, sql: &str) -> i64 {
+        let url = self.effective_database_url();
+        let sql = sql.to_string();
+        crate::backend::on_own_runtime(async move {
+            use sqlx::Row;
+            sqlx::any::install_default_drivers();
+            let pool = sqlx::any::AnyPoolOptions::new()
+                .max_connections(1)
+                .connect(&url)
+                .await
+                .unwrap_or_else(|e| panic!("connecting to {url}: {e}"));
+            let n: i64 = sqlx::query(&sql)
+                .fetch_one(&pool)
+                .await
+                .and_then(|r| r.try_get("n"))
+                .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            pool.close().await;
+            n
+        })
     }
 
     /// Runs `stratus account create` against this server's data and returns the new account's key.
