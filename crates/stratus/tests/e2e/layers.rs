@@ -179,7 +179,42 @@ fn bad_layer_content_fails_to_publish(b: Backend) {
     }
 }
 
+/// A function bound to a layer version that is later deleted keeps working: its other settings and its code
+/// can still be changed (only binding the deleted version anew is refused).
+fn function_bound_to_a_deleted_layer_stays_updatable(b: Backend) {
+    let srv = start(&b);
+    let c = srv.client();
+    let content = zips::build(&[zips::file("python/lib.py", b"X = 1\n")]);
+    assert_eq!(publish(&c, "lib", &content, &["Python3.9"]), 1);
+    wait_layer_status(&c, "lib", 1, &["Active"], SETTLE);
+    c.ok(
+        "CreateFunction",
+        with_layers("bound", "Python3.9", &[("lib", 1)]),
+    );
+    wait_status(&c, "bound", "$LATEST", &["Active"], SETTLE);
+    c.ok(
+        "DeleteLayerVersion",
+        json!({"LayerName": "lib", "LayerVersion": 1}),
+    );
+    wait_layer_status(&c, "lib", 1, &["Deleted"], SETTLE);
+    c.ok(
+        "UpdateFunctionConfiguration",
+        json!({"FunctionName": "bound", "Description": "still here"}),
+    );
+    let v = wait_status(&c, "bound", "$LATEST", &["Active"], SETTLE);
+    assert_eq!(s(&v, "Description"), "still here");
+    c.ok(
+        "UpdateFunctionCode",
+        json!({"FunctionName": "bound", "Code": {"ZipFile": zips::b64(&zips::python_hello_v(8))}}),
+    );
+    wait_status(&c, "bound", "$LATEST", &["Active"], SETTLE);
+    c.ok("PublishVersion", json!({"FunctionName": "bound"}));
+    wait_status(&c, "bound", "1", &["Active"], SETTLE);
+}
+
 on_both_backends!(
+    #[ignore = "bug (spec reading): an update re-checks bound layers that the call does not rebind; a deleted one blocks every update"]
+    function_bound_to_a_deleted_layer_stays_updatable,
     layer_lifecycle_and_binding,
     bad_layer_content_fails_to_publish,
 );
