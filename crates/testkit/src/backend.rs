@@ -35,9 +35,16 @@ impl Backend {
                         "PostgreSQL tests cannot run: {PG_ENV} is not set (and CI is set, so they may not be skipped)"
                     );
                 }
-                eprintln!(
-                    "\n!!!!!!!! PostgreSQL tests SKIPPED: {PG_ENV} not set !!!!!!!!\n\
-                     (set it to the admin URL of a role with CREATEDB, e.g. postgres://stratus:stratus@127.0.0.1:5432/postgres)\n"
+                // Written to the real stderr, past the test harness's capture, so that a skip is seen.
+                use std::io::Write;
+                let test = std::thread::current()
+                    .name()
+                    .unwrap_or("a test")
+                    .to_string();
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "!!! PostgreSQL tests SKIPPED: {PG_ENV} not set ({test}); set it to the admin URL of a role \
+                     with CREATEDB, e.g. postgres://stratus:stratus@127.0.0.1:5432/postgres"
                 );
                 None
             }

@@ -44,8 +44,8 @@ pub const CLAIMED_OPS: &str =
 /// dead worker's lease keeps the operation (and its record's status) untouched for a few seconds (the lease is
 /// 5 s, renewed every third of it), after which the restarted server resumes and finishes it.
 ///
-/// (A `sleep` fail point alone cannot hold a status: it blocks a runtime thread of the server, which stalls
-/// unrelated requests until the sleep ends.)
+/// Every use is therefore also a crash test: an operation of that kind killed mid-flight is resumed and
+/// finished by the next process without any client action.
 #[cfg(feature = "failpoints")]
 pub fn crash_hold(
     b: &Backend,

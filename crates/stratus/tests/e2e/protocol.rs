@@ -323,6 +323,5 @@ on_both_backends!(
     signatures,
     protocol_errors,
     oversized_body_gets_an_envelope,
-    #[ignore = "bug: api::actions::parse accepts a JSON array as a request (positional fields)"]
     json_array_body_is_refused,
 );
