@@ -423,6 +423,19 @@ impl Client {
         }
     }
 
+    /// GETs a link this server handed out (`http://HOST:PORT/path?query`, GetFunctionAddress's `Url`, say).
+    pub fn fetch(&self, url: &str) -> io::Result<RawResponse> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| io::Error::other(format!("not an http:// URL: {url}")))?;
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, "/"),
+        };
+        let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\n\r\n");
+        self.exchange(request.as_bytes())
+    }
+
     fn connect(&self) -> io::Result<Conn> {
         let s = TcpStream::connect_timeout(&self.addr, Duration::from_secs(5))?;
         s.set_nodelay(true)?;

@@ -139,18 +139,34 @@ fn data_survives_a_restart(b: Backend) {
 const PENDING_OPS: &str = "SELECT COUNT(*) AS n FROM operations WHERE state = 'pending'";
 
 /// What one load thread did to one function.
-#[derive(Debug, Default, Clone)]
+#[derive(Default, Clone)]
 struct Fate {
     /// CreateFunction acknowledged (false: its outcome is unknown, the server died under it).
     create_acked: bool,
     /// The package was bad: it must end CreateFailed.
     bad: bool,
+    /// The package sent.
+    zip: Vec<u8>,
     /// Descriptions of acknowledged updates, in order.
     updates_acked: Vec<String>,
     /// An update whose outcome is unknown, sent after the acknowledged ones.
     update_unknown: Option<String>,
     delete_acked: bool,
     delete_unknown: bool,
+}
+
+impl std::fmt::Debug for Fate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fate")
+            .field("create_acked", &self.create_acked)
+            .field("bad", &self.bad)
+            .field("zip_bytes", &self.zip.len())
+            .field("updates_acked", &self.updates_acked)
+            .field("update_unknown", &self.update_unknown)
+            .field("delete_acked", &self.delete_acked)
+            .field("delete_unknown", &self.delete_unknown)
+            .finish()
+    }
 }
 
 fn crash_under_load_loses_nothing(b: Backend) {
@@ -258,8 +274,18 @@ fn crash_under_load_loses_nothing(b: Backend) {
         allowed.extend(fate.update_unknown.clone());
         assert!(
             allowed.contains(&desc),
-            "{name}: serves description {desc:?}, expected one of {allowed:?} ({fate:?})"
+            "{name}: serves description {desc:?}, expected one of {allowed:?}"
         );
+        // The code package survived the crash byte for byte.
+        let addr = c.ok("GetFunctionAddress", json!({"FunctionName": name}));
+        assert_eq!(
+            s(&addr, "CodeSha256"),
+            store::sha256_hex(&fate.zip),
+            "{name}: code"
+        );
+        let got = c.fetch(s(&addr, "Url")).expect("download the code");
+        assert_eq!(got.status, 200, "{name}: download");
+        assert!(got.body == fate.zip, "{name}: downloaded code differs");
     }
 
     // The server is healthy afterwards.
@@ -310,6 +336,7 @@ fn load_thread(
                 name.clone(),
                 Fate {
                     bad,
+                    zip: zip.clone(),
                     ..Fate::default()
                 },
             );
