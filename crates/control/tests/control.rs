@@ -1,0 +1,425 @@
+//! The control plane in process, with no lifecycle worker running unless a test runs one step
+//! (`run_one`): transitional statuses then last as long as a test needs, so the acceptance table and racing
+//! calls are checked deterministically. Each test runs on SQLite and on PostgreSQL.
+
+use std::sync::Arc;
+
+use control::{Caller, Control, ControlConfig, ControlError, CreateFunction, FunctionRow};
+use model::{ConfigPatch, FunctionAction, FunctionStatus, Rejection};
+use store::{SqliteSync, Store};
+use testkit::{Backend, TestDatabase, fresh_database_url, on_both_backends_async, zips};
+
+struct Env {
+    ctl: Control,
+    caller: Caller,
+    _db: TestDatabase,
+    _dir: tempfile::TempDir,
+}
+
+impl Env {
+    async fn new(b: &Backend) -> Env {
+        let db = fresh_database_url(b);
+        let dir = tempfile::tempdir().expect("data dir");
+        let store = Store::open(db.url(), dir.path(), SqliteSync::Normal)
+            .await
+            .expect("open store");
+        let ctl = Control::new(store, ControlConfig::default());
+        let a = ctl.create_account().await.expect("account");
+        Env {
+            ctl,
+            caller: Caller {
+                app_id: a.app_id,
+                uin: a.uin,
+            },
+            _db: db,
+            _dir: dir,
+        }
+    }
+
+    async fn create(&self, name: &str, zip: Vec<u8>) -> control::Result<()> {
+        self.ctl
+            .create_function(
+                &self.caller,
+                CreateFunction {
+                    namespace: "default".into(),
+                    name: name.into(),
+                    zip,
+                    patch: ConfigPatch {
+                        runtime: Some("Python3.9".into()),
+                        handler: Some("index.main_handler".into()),
+                        ..ConfigPatch::default()
+                    },
+                },
+            )
+            .await
+    }
+
+    async fn row(&self, name: &str, qualifier: Option<&str>) -> FunctionRow {
+        self.ctl
+            .get_function(&self.caller, "default", name, qualifier)
+            .await
+            .unwrap_or_else(|e| panic!("GetFunction {name}: {e}"))
+            .row
+    }
+
+    async fn status(&self, name: &str) -> FunctionStatus {
+        self.row(name, None).await.status
+    }
+
+    /// Runs queued operations until none is left (bounded).
+    async fn drain(&self) {
+        for _ in 0..100 {
+            if !self.ctl.run_one("test-worker").await.expect("run_one") {
+                return;
+            }
+        }
+        panic!("operations kept coming");
+    }
+
+    async fn update_config(&self, name: &str, description: &str) -> control::Result<()> {
+        self.ctl
+            .update_function_configuration(
+                &self.caller,
+                "default",
+                name,
+                ConfigPatch {
+                    description: Some(description.into()),
+                    ..ConfigPatch::default()
+                },
+                false,
+            )
+            .await
+    }
+
+    async fn update_code(&self, name: &str, zip: Vec<u8>) -> control::Result<()> {
+        self.ctl
+            .update_function_code(&self.caller, "default", name, zip, None, false)
+            .await
+    }
+
+    async fn publish(&self, name: &str) -> control::Result<FunctionRow> {
+        self.ctl
+            .publish_version(&self.caller, "default", name, "")
+            .await
+    }
+
+    async fn delete(&self, name: &str) -> control::Result<()> {
+        self.ctl
+            .delete_function(&self.caller, "default", name, None)
+            .await
+    }
+
+    async fn pending_ops(&self) -> i64 {
+        self.ctl.store().pending_ops().await.expect("pending ops")
+    }
+}
+
+/// Expects `r` to be refused for `action` in `status`: transitional statuses refuse with `Transitional`, the
+/// others with `NotAllowed`.
+fn assert_refused<T: std::fmt::Debug>(
+    r: control::Result<T>,
+    status: FunctionStatus,
+    action: FunctionAction,
+) {
+    let want = if status.is_transitional() {
+        Rejection::Transitional { status, action }
+    } else {
+        Rejection::NotAllowed { status, action }
+    };
+    match r {
+        Err(ControlError::Rejected(got)) => assert_eq!(got, want),
+        other => panic!("{action:?} in {status}: expected {want:?}, got {other:?}"),
+    }
+}
+
+/// Every mutating call on `name` in `status` is refused, and nothing is queued by the attempts.
+async fn all_refused(env: &Env, name: &str, status: FunctionStatus, delete_too: bool) {
+    let ops = env.pending_ops().await;
+    assert_eq!(env.status(name).await, status);
+    assert_refused(
+        env.update_code(name, zips::python_hello_v(9)).await,
+        status,
+        FunctionAction::UpdateFunctionCode,
+    );
+    assert_refused(
+        env.update_config(name, "x").await,
+        status,
+        FunctionAction::UpdateFunctionConfiguration,
+    );
+    assert_refused(
+        env.publish(name).await,
+        status,
+        FunctionAction::PublishVersion,
+    );
+    if delete_too {
+        assert_refused(
+            env.delete(name).await,
+            status,
+            FunctionAction::DeleteFunction,
+        );
+    }
+    assert!(matches!(
+        env.create(name, zips::python_hello()).await,
+        Err(ControlError::FunctionExists(_))
+    ));
+    assert_eq!(env.pending_ops().await, ops, "refused calls queue nothing");
+    assert_eq!(
+        env.status(name).await,
+        status,
+        "refused calls change nothing"
+    );
+}
+
+async fn acceptance_table(b: Backend) {
+    let env = Env::new(&b).await;
+    // Creating: everything refused; then Active.
+    env.create("fa", zips::python_hello())
+        .await
+        .expect("create");
+    all_refused(&env, "fa", FunctionStatus::Creating, true).await;
+    env.drain().await;
+    assert_eq!(env.status("fa").await, FunctionStatus::Active);
+
+    // Updating: everything refused, serving shown.
+    env.update_config("fa", "next").await.expect("update");
+    all_refused(&env, "fa", FunctionStatus::Updating, true).await;
+    let row = env.row("fa", None).await;
+    assert_eq!(
+        row.serving.as_ref().map(|s| s.config.description.as_str()),
+        Some("")
+    );
+    assert_eq!(
+        row.pending.as_ref().map(|s| s.config.description.as_str()),
+        Some("next")
+    );
+    env.drain().await;
+    let row = env.row("fa", None).await;
+    assert_eq!(row.status, FunctionStatus::Active);
+    assert_eq!(
+        row.serving.as_ref().map(|s| s.config.description.as_str()),
+        Some("next")
+    );
+    assert!(row.pending.is_none());
+
+    // UpdateFailed: publish refused, update and delete accepted.
+    env.update_code("fa", zips::missing_handler())
+        .await
+        .expect("update");
+    env.drain().await;
+    assert_eq!(env.status("fa").await, FunctionStatus::UpdateFailed);
+    assert_refused(
+        env.publish("fa").await,
+        FunctionStatus::UpdateFailed,
+        FunctionAction::PublishVersion,
+    );
+    env.update_config("fa", "retry").await.expect("retry");
+    env.drain().await;
+    assert_eq!(env.status("fa").await, FunctionStatus::Active);
+
+    // A version: Publishing refuses deletion while `$LATEST` stays Active and accepts updates.
+    let v = env.publish("fa").await.expect("publish");
+    assert_eq!(v.qualifier, "1");
+    assert_eq!(env.status("fa").await, FunctionStatus::Active);
+    assert_refused(
+        env.ctl
+            .delete_function_version(&env.caller, "default", "fa", "1")
+            .await,
+        FunctionStatus::Publishing,
+        FunctionAction::DeleteFunctionVersion,
+    );
+    env.drain().await;
+    assert_eq!(
+        env.row("fa", Some("1")).await.status,
+        FunctionStatus::Active
+    );
+
+    // Deleting: a second delete is a no-op that queues nothing; everything else refused.
+    env.delete("fa").await.expect("delete");
+    let ops = env.pending_ops().await;
+    env.delete("fa").await.expect("delete again is idempotent");
+    assert_eq!(env.pending_ops().await, ops);
+    all_refused(&env, "fa", FunctionStatus::Deleting, false).await;
+    env.drain().await;
+    assert!(matches!(
+        env.ctl
+            .get_function(&env.caller, "default", "fa", None)
+            .await,
+        Err(ControlError::FunctionNotFound { .. })
+    ));
+
+    // CreateFailed: only delete.
+    env.create("bad", zips::fifo()).await.expect("create");
+    env.drain().await;
+    all_refused(&env, "bad", FunctionStatus::CreateFailed, false).await;
+    let row = env.row("bad", None).await;
+    assert!(
+        row.reasons.iter().any(|r| r.message.contains("pipe")),
+        "{:?}",
+        row.reasons
+    );
+    env.delete("bad").await.expect("delete CreateFailed");
+    env.drain().await;
+    assert_eq!(env.pending_ops().await, 0);
+}
+
+/// Racing mutations of one function: exactly one is accepted; the others are refused because of it.
+async fn racing_calls_one_wins(b: Backend) {
+    let env = Arc::new(Env::new(&b).await);
+    env.create("race", zips::python_hello())
+        .await
+        .expect("create");
+    env.drain().await;
+
+    const N: usize = 12;
+    let tasks = (0..N).map(|i| {
+        let env = env.clone();
+        tokio::spawn(async move { env.update_config("race", &format!("racer-{i}")).await })
+    });
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    let winners = results.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(winners, 1, "{results:?}");
+    for r in results.into_iter().filter_map(Result::err) {
+        assert!(
+            matches!(
+                r,
+                ControlError::Rejected(Rejection::Transitional {
+                    status: FunctionStatus::Updating,
+                    ..
+                })
+            ),
+            "{r:?}"
+        );
+    }
+    assert_eq!(env.pending_ops().await, 1);
+    env.drain().await;
+
+    // Update, code update and delete racing: one wins.
+    let e1 = env.clone();
+    let e2 = env.clone();
+    let e3 = env.clone();
+    let (u, c, d) = tokio::join!(
+        tokio::spawn(async move { e1.update_config("race", "u").await }),
+        tokio::spawn(async move { e2.update_code("race", zips::python_hello_v(3)).await }),
+        tokio::spawn(async move { e3.delete("race").await }),
+    );
+    let oks = [
+        u.expect("task").is_ok(),
+        c.expect("task").is_ok(),
+        d.expect("task").is_ok(),
+    ];
+    assert_eq!(oks.iter().filter(|ok| **ok).count(), 1, "{oks:?}");
+    assert_eq!(env.pending_ops().await, 1);
+
+    // Creating the same name concurrently: one function.
+    let tasks = (0..8).map(|_| {
+        let env = env.clone();
+        tokio::spawn(async move { env.create("twin", zips::python_hello()).await })
+    });
+    let mut created = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(()) => created += 1,
+            Err(ControlError::FunctionExists(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(created, 1);
+}
+
+/// A worker that dies holding an operation loses it when its lease runs out; another worker resumes it and
+/// the dead one's result is refused.
+async fn dead_workers_operation_is_resumed(b: Backend) {
+    let env = Env::new(&b).await;
+    env.create("orphan", zips::python_hello())
+        .await
+        .expect("create");
+    let store = env.ctl.store();
+    let dead = store
+        .claim_op("dead-node/0", store::now_ms(), 50)
+        .await
+        .expect("claim")
+        .expect("the create operation");
+    // While the lease lasts nobody else takes it.
+    assert!(!env.ctl.run_one("alive/0").await.expect("run_one"));
+    assert_eq!(env.status("orphan").await, FunctionStatus::Creating);
+    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    assert!(env.ctl.run_one("alive/0").await.expect("run_one"));
+    assert_eq!(env.status("orphan").await, FunctionStatus::Active);
+    assert!(matches!(
+        store
+            .finish_op(&dead, store::Finish::Nothing, store::now_ms())
+            .await,
+        Err(store::StoreError::StaleOperation(_))
+    ));
+    assert!(matches!(
+        store.renew_op(&dead, store::now_ms(), 1_000).await,
+        Err(store::StoreError::StaleOperation(_))
+    ));
+    assert_eq!(env.pending_ops().await, 0);
+}
+
+/// UpdateFunctionCode with Publish: the version is published from the applied update, and takes the next
+/// number.
+async fn update_with_publish_publishes_the_applied_snapshot(b: Backend) {
+    let env = Env::new(&b).await;
+    env.create("pb", zips::python_hello())
+        .await
+        .expect("create");
+    env.drain().await;
+    env.publish("pb").await.expect("publish 1");
+    env.drain().await;
+    let zip = zips::python_hello_v(5);
+    env.ctl
+        .update_function_code(&env.caller, "default", "pb", zip.clone(), None, true)
+        .await
+        .expect("update with publish");
+    // Nothing is published before the update is applied.
+    assert!(matches!(
+        env.ctl
+            .get_function(&env.caller, "default", "pb", Some("2"))
+            .await,
+        Err(ControlError::VersionNotFound { .. })
+    ));
+    env.drain().await;
+    let latest = env.row("pb", None).await;
+    let v2 = env.row("pb", Some("2")).await;
+    assert_eq!(v2.status, FunctionStatus::Active);
+    assert_eq!(v2.serving, latest.serving);
+    assert_eq!(
+        v2.serving.as_ref().map(|s| s.code.sha256.clone()),
+        Some(store::sha256_hex(&zip))
+    );
+    let v1 = env.row("pb", Some("1")).await;
+    assert_ne!(v1.serving, v2.serving, "version 1 is immutable");
+
+    // A failed update publishes nothing.
+    env.ctl
+        .update_function_code(
+            &env.caller,
+            "default",
+            "pb",
+            zips::missing_handler(),
+            None,
+            true,
+        )
+        .await
+        .expect("update");
+    env.drain().await;
+    assert_eq!(env.status("pb").await, FunctionStatus::UpdateFailed);
+    let versions = env
+        .ctl
+        .list_versions(&env.caller, "default", "pb", 0, 100, false)
+        .await
+        .expect("versions");
+    assert_eq!(versions.total, 3, "$LATEST, 1 and 2");
+}
+
+on_both_backends_async!(
+    acceptance_table,
+    racing_calls_one_wins,
+    dead_workers_operation_is_resumed,
+    update_with_publish_publishes_the_applied_snapshot,
+);
