@@ -3,8 +3,8 @@ backends.
 
 tccli runs from its own venv (.venv-tccli, see tests/clients/requirements-tccli.txt): it pulls the full
 tencentcloud-sdk-python, which would overwrite the per-product packages of the suite's venv. The Node SDK runs through
-tests/clients/scf.js (package.json pins it). scripts/test installs both. Without them these tests are skipped, and
-under CI they fail.
+tests/clients/scf.js (package.json pins it). scripts/test installs both; STRATUS_TCCLI points at another tccli.
+Without them these tests are skipped, and under CI they fail.
 
 Each tccli call costs about half a second of start-up, so these tests make a handful of calls each and let the Python
 SDK (`scf`) do the cheap waiting where the client under test is not the point.
