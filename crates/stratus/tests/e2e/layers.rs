@@ -213,7 +213,6 @@ fn function_bound_to_a_deleted_layer_stays_updatable(b: Backend) {
 }
 
 on_both_backends!(
-    #[ignore = "bug (spec reading): an update re-checks bound layers that the call does not rebind; a deleted one blocks every update"]
     function_bound_to_a_deleted_layer_stays_updatable,
     layer_lifecycle_and_binding,
     bad_layer_content_fails_to_publish,

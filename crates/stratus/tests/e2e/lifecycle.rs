@@ -448,7 +448,6 @@ fn identical_code_prepared_concurrently(b: Backend) {
 }
 
 on_both_backends!(
-    #[ignore = "bug: store::BlobStore::ensure_unpacked removes the tree a concurrent preparation of the same blob just put in place"]
     identical_code_prepared_concurrently,
     create_becomes_active,
     bad_packages_fail_to_create_naming_the_entry,
