@@ -425,6 +425,32 @@ impl Control {
             .await?)
     }
 
+    /// Moves a record to `status` (with `pending`) and records the operation `payload` that will finish it,
+    /// provided the record is still as read. `Ok(false)`: it moved on meanwhile; read it again and decide again.
+    async fn try_begin(
+        &self,
+        caller: &Caller,
+        row: &FunctionRow,
+        status: FunctionStatus,
+        pending: Option<&Snapshot>,
+        payload: OpPayload,
+    ) -> Result<bool> {
+        let now = store::now_ms();
+        let op = payload.into_op(caller.app_id, row.id.clone(), now);
+        match self
+            .store
+            .begin_change(&row.id, row.rev, status, pending, &op, now)
+            .await
+        {
+            Ok(()) => {
+                self.wake_workers();
+                Ok(true)
+            }
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Starts a change of `$LATEST`: checks the status table, computes the pending snapshot from the serving
     /// one, and records status `Updating` with the operation, retrying if the record moved on meanwhile.
     async fn begin_update(
@@ -442,30 +468,21 @@ impl Control {
                 ControlError::Internal(format!("function {} has no serving snapshot", key.name))
             })?;
             let pending = make(serving)?;
-            let now = store::now_ms();
-            let op = OpPayload::UpdateFunction {
+            let payload = OpPayload::UpdateFunction {
                 row: row.id.clone(),
                 publish: publish.clone(),
-            }
-            .into_op(caller.app_id, row.id.clone(), now);
-            match self
-                .store
-                .begin_change(
-                    &row.id,
-                    row.rev,
+            };
+            if self
+                .try_begin(
+                    caller,
+                    &row,
                     FunctionStatus::Updating,
                     Some(&pending),
-                    &op,
-                    now,
+                    payload,
                 )
-                .await
+                .await?
             {
-                Ok(()) => {
-                    self.wake_workers();
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                return Ok(());
             }
         }
         Err(ControlError::Internal(
@@ -641,22 +658,14 @@ impl Control {
                 Ok(DeleteOutcome::Start) => {}
                 Err(r) => return Err(ControlError::Rejected(r)),
             }
-            let now = store::now_ms();
-            let op = OpPayload::DeleteFunction {
+            let payload = OpPayload::DeleteFunction {
                 row: row.id.clone(),
-            }
-            .into_op(caller.app_id, row.id.clone(), now);
-            match self
-                .store
-                .begin_change(&row.id, row.rev, FunctionStatus::Deleting, None, &op, now)
-                .await
+            };
+            if self
+                .try_begin(caller, &row, FunctionStatus::Deleting, None, payload)
+                .await?
             {
-                Ok(()) => {
-                    self.wake_workers();
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                return Ok(());
             }
         }
         Err(ControlError::Internal(
@@ -723,22 +732,14 @@ impl Control {
                     alias: alias.name,
                 });
             }
-            let now = store::now_ms();
-            let op = OpPayload::DeleteVersion {
+            let payload = OpPayload::DeleteVersion {
                 row: row.id.clone(),
-            }
-            .into_op(caller.app_id, row.id.clone(), now);
-            match self
-                .store
-                .begin_change(&row.id, row.rev, FunctionStatus::Deleting, None, &op, now)
-                .await
+            };
+            if self
+                .try_begin(caller, &row, FunctionStatus::Deleting, None, payload)
+                .await?
             {
-                Ok(()) => {
-                    self.wake_workers();
-                    return Ok(());
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(e) => return Err(e.into()),
+                return Ok(());
             }
         }
         Err(ControlError::Internal(
