@@ -143,10 +143,12 @@
     const body = payload.toString('utf8', nl2 + 1);
     let done = false;
     const inv = {
+      keepAlive: null,
       finish(err, result) {
         if (done) return;
         done = true;
         current = null;
+        if (inv.keepAlive) clearInterval(inv.keepAlive);
         let kind, out;
         if (err !== null && err !== undefined) {
           kind = 'E'; out = userError(err);
@@ -210,7 +212,12 @@
         syncPhase = true;
         const pending = invoke(payload);
         syncPhase = false;
-        if (pending) return;
+        if (pending) {
+          // Keep the process alive while the handler waits on something the event loop does not hold (a promise
+          // that never settles runs into the timeout, as on SCF).
+          if (current) current.keepAlive = setInterval(() => {}, 1 << 30);
+          return;
+        }
       }
     } finally {
       looping = false;

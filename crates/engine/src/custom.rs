@@ -44,6 +44,8 @@ struct ApiState {
     queued: Option<Invocation>,
     /// The request id of the invocation in flight (offered or fetched).
     current: Option<String>,
+    /// Whether the runtime has fetched the current invocation (posts before that belong to an earlier one).
+    delivered: bool,
     /// Whether the current invocation already has its result.
     posted: bool,
 }
@@ -100,6 +102,7 @@ impl RuntimeApi {
         let mut st = self.shared.lock();
         st.current = Some(inv.request_id.clone());
         st.queued = Some(inv);
+        st.delivered = false;
         st.posted = false;
         drop(st);
         self.shared.wake.notify_waiters();
@@ -147,6 +150,7 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
                 let _ = s.events.send(Event::Ready);
             }
             if let Some(inv) = st.queued.take() {
+                st.delivered = true;
                 drop(st);
                 let mut resp = inv.event.into_response();
                 let h = resp.headers_mut();
@@ -169,8 +173,8 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
 
 fn post_result(s: &Shared, result: Result<Vec<u8>, Vec<u8>>) -> StatusCode {
     let mut st = s.lock();
-    if st.current.is_none() || st.posted {
-        // No invocation in flight, or it already has its result: first post wins.
+    if st.current.is_none() || !st.delivered || st.posted {
+        // No invocation in flight, a late post for an earlier one, or it already has its result: first post wins.
         return StatusCode::OK;
     }
     st.posted = true;
