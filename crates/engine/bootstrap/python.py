@@ -1,7 +1,55 @@
 # Stratus built-in Python runtime. Started as `python3 -I -c <this file>` with fds 3 (frames from the engine) and
 # 4 (frames to the engine); stdout and stderr are the invocation log. The frame protocol is documented in
-# crates/engine/src/protocol.rs. Keep this file small and fast: it runs on every cold start.
-import os, sys, json, time
+# crates/engine/src/protocol.rs. Keep this file small and fast: it runs on every cold start (it avoids `json`,
+# whose import pulls `re` and costs more than the rest of the bootstrap, by driving the C accelerator directly).
+import os, sys, time
+
+
+def _json_codec():
+    """loads/dumps as `json.loads` and `json.dumps(ensure_ascii=False)`, on the C accelerator when present."""
+    try:
+        import _json
+
+        class Ctx:
+            strict = True
+            object_hook = None
+            object_pairs_hook = None
+            parse_float = float
+            parse_int = int
+            memo = {}
+
+            @staticmethod
+            def parse_constant(name):
+                return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
+
+        scan = _json.make_scanner(Ctx())
+        space = " \t\n\r"
+
+        def loads(text):
+            start = len(text) - len(text.lstrip(space))
+            try:
+                obj, end = scan(text, start)
+            except StopIteration:
+                raise ValueError("the event is not valid JSON") from None
+            finally:
+                Ctx.memo.clear()
+            if text[end:].strip(space):
+                raise ValueError("the event is not valid JSON: extra data at %d" % end)
+            return obj
+
+        def default(o):
+            raise TypeError("Object of type %s is not JSON serializable" % o.__class__.__name__)
+
+        def dumps(obj):
+            enc = _json.make_encoder({}, default, _json.encode_basestring, None, ": ", ", ", False, False, True)
+            return "".join(enc(obj, 0))
+
+        dumps({"probe": [1, 2.5, None, True, "x"]})
+        return loads, dumps
+    except Exception:
+        import json
+
+        return json.loads, lambda o: json.dumps(o, ensure_ascii=False)
 
 
 def _stratus_main():
@@ -16,6 +64,17 @@ def _stratus_main():
     env = os.environ
     paths = [p for p in env.get("PYTHONPATH", "").split(":") if p]
     sys.path[0:0] = [p for p in paths if p not in sys.path]
+    if "site" not in sys.modules:
+        # Started with -S (the host's .pth hooks can cost tens of ms): keep the interpreter's own site-packages.
+        ver = "python%d.%d" % sys.version_info[:2]
+        for d in (
+            os.path.join(sys.prefix, "lib", ver, "site-packages"),
+            os.path.join(sys.prefix, "local", "lib", ver, "dist-packages"),
+            os.path.join(sys.prefix, "lib", "python3", "dist-packages"),
+        ):
+            if d not in sys.path and os.path.isdir(d):
+                sys.path.append(d)
+    loads, dumps = _json_codec()
     buf = bytearray()
     read = os.read
     write = os.write
@@ -67,15 +126,14 @@ def _stratus_main():
         return "".join(lines).rstrip("\n")
 
     def error(status, etype, message, stack=""):
-        return json.dumps(
+        return dumps(
             {
                 "errorCode": 1 if status == 430 else -1,
                 "errorMessage": message,
                 "errorType": etype,
                 "stackTrace": stack,
                 "statusCode": status,
-            },
-            ensure_ascii=False,
+            }
         ).encode()
 
     def fatal(payload):
@@ -86,7 +144,7 @@ def _stratus_main():
     kind, cfg = read_frame()
     if kind != ord("C"):
         os._exit(2)
-    cfg = json.loads(cfg)
+    cfg = loads(cfg.decode())
 
     t0 = time.perf_counter()
     handler = env.get("_HANDLER", "")
@@ -144,7 +202,6 @@ def _stratus_main():
         "tencentcloud_appid": cfg["tencentcloud_appid"],
         "tencentcloud_uin": cfg["tencentcloud_uin"],
     }
-    loads, dumps = json.loads, json.dumps
     now = time.time
     while True:
         kind, payload = read_frame()
@@ -158,8 +215,9 @@ def _stratus_main():
         deadline_ms = int(deadline)
         ctx["getRemainingTimeInMillis"] = lambda d=deadline_ms: max(0, d - int(now() * 1000))
         try:
+            body = body.decode()
             event = loads(body) if body.strip() else {}
-            out = dumps(fn(event, ctx), ensure_ascii=False).encode()
+            out = dumps(fn(event, ctx)).encode()
             kind = b"O"
         except Exception as e:
             out = error(430, type(e).__name__, str(e), trace(e, 1))

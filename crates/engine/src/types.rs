@@ -166,7 +166,8 @@ pub struct EngineConfig {
     pub max_log_bytes: usize,
     /// RetMsg bytes copied into the `Response` log line.
     pub max_log_retmsg_bytes: usize,
-    /// Interpreter flags for Python (before `-c`).
+    /// Interpreter flags for Python (before `-c`). `-S` skips `site` (the host's `.pth` hooks can cost tens of ms);
+    /// the bootstrap then puts the interpreter's own site-packages on `sys.path` itself.
     pub python_flags: Vec<String>,
     /// Interpreter flags for Node.js (before `-e`).
     pub node_flags: Vec<String>,
@@ -187,7 +188,7 @@ impl Default for EngineConfig {
             watch_interval: Duration::from_millis(25),
             max_log_bytes: 1024 * 1024,
             max_log_retmsg_bytes: 1024,
-            python_flags: vec!["-I".into()],
+            python_flags: vec!["-I".into(), "-S".into()],
             node_flags: vec![],
             runtimes: RuntimeConfig::default(),
         }
