@@ -39,6 +39,8 @@ pub(crate) enum Event {
 
 #[derive(Default)]
 struct ApiState {
+    /// The instance is gone: pending long polls end.
+    closed: bool,
     ready: bool,
     /// Offered by the engine, not yet fetched by the runtime.
     queued: Option<Invocation>,
@@ -125,6 +127,9 @@ impl RuntimeApi {
 
 impl Drop for RuntimeApi {
     fn drop(&mut self) {
+        // Connection tasks outlive the accept loop: end their long polls too.
+        self.shared.lock().closed = true;
+        self.shared.wake.notify_waiters();
         self.server.abort();
     }
 }
@@ -145,6 +150,9 @@ async fn next(State(s): State<Arc<Shared>>) -> Response {
         notified.as_mut().enable();
         {
             let mut st = s.lock();
+            if st.closed {
+                return StatusCode::SERVICE_UNAVAILABLE.into_response();
+            }
             if !st.ready {
                 st.ready = true;
                 let _ = s.events.send(Event::Ready);

@@ -184,3 +184,24 @@ async fn esm_module_and_layer_node_modules() {
         json(r#"{"esm":true,"lib":"from layer"}"#)
     );
 }
+
+#[tokio::test]
+async fn large_event_round_trip() {
+    if !has_node() {
+        return;
+    }
+    let dir = code(&[(
+        "index.js",
+        "exports.main = (event) => ({ n: event.blob.length, blob: event.blob });\n",
+    )]);
+    let e = engine(config());
+    let s = spec("node-big", "Nodejs18.15", "index.main", dir.path());
+    let blob = "z".repeat(5 * 1024 * 1024);
+    for _ in 0..2 {
+        let out = invoke(&e, &s, &format!(r#"{{"blob":"{blob}"}}"#)).await;
+        assert_eq!(out.status_code, 200, "{:?}", out.result);
+        let v = json(out.ret_msg());
+        assert_eq!(v["n"], blob.len());
+        assert_eq!(v["blob"].as_str().map(str::len), Some(blob.len()));
+    }
+}

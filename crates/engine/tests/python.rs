@@ -279,3 +279,49 @@ async fn handler_in_a_subdirectory_and_unicode_output() {
     assert_eq!(json(out.ret_msg())["msg"], "ünïcode");
     assert!(out.log.contains("héllo wörld\n"), "{}", out.log);
 }
+
+#[tokio::test]
+async fn large_payloads_and_bounded_logs() {
+    if !has_python() {
+        return;
+    }
+    let dir = code(&[(
+        "index.py",
+        "import sys\ndef main(event, context):\n    if event.get('spam'):\n        for i in range(event['spam']):\n            print('x' * 99)\n        sys.stdout.write('no newline at the end')\n        return 'spammed'\n    return event\n",
+    )]);
+    let e = engine(engine::EngineConfig {
+        max_log_bytes: 64 * 1024,
+        ..config()
+    });
+    let s = spec("big", "Python3.9", "index.main", dir.path());
+    let blob = "y".repeat(5 * 1024 * 1024);
+    let event = format!(r#"{{"blob": "{blob}"}}"#);
+    let out = invoke(&e, &s, &event).await;
+    assert_eq!(out.status_code, 200, "{:?}", out.result);
+    assert_eq!(
+        json(out.ret_msg())["blob"].as_str().map(str::len),
+        Some(blob.len())
+    );
+    assert!(out.log.len() < 8 * 1024, "the RetMsg in the log is cut");
+
+    let out = invoke(&e, &s, r#"{"spam": 10000}"#).await;
+    assert_eq!(out.ret_msg(), "\"spammed\"");
+    assert!(out.log.len() < 70 * 1024, "{}", out.log.len());
+    assert!(
+        out.log.contains("bytes of output dropped"),
+        "{}",
+        engine::log::tail(&out.log, 500)
+    );
+    let tail = engine::log::tail(&out.log, 4096);
+    assert!(tail.len() <= 4096);
+    assert!(tail.ends_with("MB"), "{tail}");
+    // Output stays attributed to its own invocation.
+    let out = invoke(&e, &s, r#"{"spam": 1}"#).await;
+    assert!(
+        out.log
+            .contains("no newline at the end\nResponse RequestId:"),
+        "{}",
+        out.log
+    );
+    assert_eq!(out.log.matches(&"x".repeat(99)).count(), 1, "{}", out.log);
+}
