@@ -75,7 +75,18 @@ async fn main() {
         "exports.main = (event, context) => event;\n",
     )
     .expect("write");
-    let engine = Engine::new(EngineConfig::default(), Arc::new(UnsandboxedLauncher));
+    let mut cfg = EngineConfig::default();
+    if let Ok(flags) = std::env::var("BENCH_NODE_FLAGS") {
+        cfg.node_flags = flags.split_whitespace().map(str::to_string).collect();
+    }
+    if let Ok(flags) = std::env::var("BENCH_PYTHON_FLAGS") {
+        cfg.python_flags = flags.split_whitespace().map(str::to_string).collect();
+    }
+    println!(
+        "python flags {:?}, node flags {:?}",
+        cfg.python_flags, cfg.node_flags
+    );
+    let engine = Engine::new(cfg, Arc::new(UnsandboxedLauncher));
     let event = br#"{"hello":"world","n":1}"#.to_vec();
     let python = engine::runtimes::find_python3();
     let node = engine::runtimes::find_node();

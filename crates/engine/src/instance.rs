@@ -314,8 +314,8 @@ impl Instance {
         let mut output = Output::default();
         let failure = |inst: &mut Instance, error: FunctionError, output: Output| {
             inst.healthy = false;
-            inst.process.kill();
             let mem = inst.process.memory_usage().unwrap_or(0);
+            inst.process.kill();
             StartError::Function {
                 error,
                 output,

@@ -96,6 +96,9 @@ pub(crate) fn render(p: &LogParts<'_>) -> String {
     out
 }
 
+/// How much of the log `LogType=Tail` returns.
+pub const TAIL_BYTES: usize = 4096;
+
 /// The last `max` bytes of a log (on a character boundary), as `LogType=Tail` returns (SCF: 4 KB).
 pub fn tail(log: &str, max: usize) -> &str {
     if log.len() <= max {

@@ -120,6 +120,11 @@ impl InvokeOutcome {
         }
     }
 
+    /// The log as `LogType=Tail` returns it: the last 4 KB.
+    pub fn log_tail(&self) -> &str {
+        crate::log::tail(&self.log, crate::log::TAIL_BYTES)
+    }
+
     /// The `RetMsg`, empty on error.
     pub fn ret_msg(&self) -> &str {
         match &self.result {
@@ -182,7 +187,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_per_function: (cores * 8).clamp(8, 128),
             max_per_account: (cores * 16).clamp(16, 256),
-            max_instances: (cores * 32).clamp(32, 512),
+            max_instances: (cores * 16).clamp(16, 512),
             idle_ttl: Duration::from_secs(600),
             reap_interval: Duration::from_secs(5),
             watch_interval: Duration::from_millis(25),

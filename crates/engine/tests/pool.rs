@@ -259,3 +259,36 @@ async fn unknown_runtime_is_refused() {
         .expect_err("Go");
     assert!(matches!(err, EngineError::RuntimeUnavailable(_)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_least_recently_used_idle_instance_makes_room() {
+    if !has_python() {
+        return;
+    }
+    let dir = code(&[("index.py", PID_SLEEP)]);
+    let e = engine(EngineConfig {
+        max_instances: 2,
+        ..config()
+    });
+    let specs: Vec<_> = (0..3)
+        .map(|i| spec(&format!("lru-{i}"), "Python3.9", "index.main", dir.path()))
+        .collect();
+    let first: i64 = invoke(&e, &specs[0], "{}")
+        .await
+        .ret_msg()
+        .parse()
+        .expect("pid");
+    invoke(&e, &specs[1], "{}").await;
+    invoke(&e, &specs[2], "{}").await;
+    assert_eq!(e.stats().idle, 2);
+    assert_eq!(
+        e.idle_instances("lru-0"),
+        0,
+        "the oldest idle instance was stopped"
+    );
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!pid_alive(first));
+    assert!(!invoke(&e, &specs[2], "{}").await.cold_start);
+    let tail = invoke(&e, &specs[1], "{}").await;
+    assert!(tail.log_tail().len() <= engine::log::TAIL_BYTES);
+}
