@@ -74,6 +74,10 @@ def _stratus_main():
         ):
             if d not in sys.path and os.path.isdir(d):
                 sys.path.append(d)
+        import builtins
+
+        # `site` also provides exit() and quit(): handlers that call them end the process, as on SCF.
+        builtins.exit = builtins.quit = sys.exit
     loads, dumps = _json_codec()
     buf = bytearray()
     read = os.read

@@ -161,13 +161,20 @@ async fn process_exit_is_439() {
     }
     let dir = code(&[(
         "index.py",
-        "import os\ndef main(event, context):\n    os._exit(3)\n",
+        "import os, sys\ndef main(event, context):\n    os._exit(3)\ndef sysexit(event, context):\n    sys.exit(0)\ndef builtin_exit(event, context):\n    exit()\n",
     )]);
     let e = engine(config());
-    let s = spec("exit", "Python3.9", "index.main", dir.path());
-    let out = invoke(&e, &s, "{}").await;
-    assert_eq!(out.status_code, status::PROCESS_EXITED, "{:?}", out.result);
-    assert_eq!(e.idle_instances("exit"), 0);
+    for handler in ["index.main", "index.sysexit", "index.builtin_exit"] {
+        let s = spec(handler, "Python3.9", handler, dir.path());
+        let out = invoke(&e, &s, "{}").await;
+        assert_eq!(
+            out.status_code,
+            status::PROCESS_EXITED,
+            "{handler}: {:?}",
+            out.result
+        );
+        assert_eq!(e.idle_instances(handler), 0);
+    }
 }
 
 #[tokio::test]
