@@ -569,3 +569,63 @@ impl Drop for Instance {
         self.process.kill();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::launcher::InstanceLayout;
+
+    fn get<'a>(env: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        env.iter().find(|(ek, _)| ek == k).map(|(_, v)| v.as_str())
+    }
+
+    #[test]
+    fn sandboxed_layout_gives_scf_paths() {
+        let spec = FunctionSpec {
+            function_name: "f".into(),
+            version: "2".into(),
+            namespace: "ns".into(),
+            runtime: "Python3.9".into(),
+            handler: "index.main".into(),
+            env: vec![
+                ("TZ".into(), "Asia/Shanghai".into()),
+                ("_HANDLER".into(), "user cannot override".into()),
+                ("K".into(), "v".into()),
+            ],
+            ..Default::default()
+        };
+        let layout = InstanceLayout {
+            code_root: "/var/user".into(),
+            layer_roots: vec!["/opt".into()],
+        };
+        let env = environment(&spec, &layout);
+        assert_eq!(get(&env, "USER_CODE_ROOT"), Some("/var/user/"));
+        assert_eq!(get(&env, "PYTHONPATH"), Some("/var/user:/opt:/opt/python"));
+        assert_eq!(
+            get(&env, "NODE_PATH"),
+            Some("/var/user:/var/user/node_modules:/opt:/opt/node_modules")
+        );
+        assert_eq!(get(&env, "TZ"), Some("Asia/Shanghai"));
+        assert_eq!(get(&env, "_HANDLER"), Some("index.main"));
+        assert_eq!(env.iter().filter(|(k, _)| k == "_HANDLER").count(), 1);
+        assert_eq!(get(&env, "K"), Some("v"));
+        assert_eq!(get(&env, "SCF_FUNCTIONVERSION"), Some("2"));
+        assert_eq!(get(&env, "TENCENTCLOUD_RUNENV"), Some("SCF"));
+        let ctx: serde_json::Value =
+            serde_json::from_str(&context_environment(&spec, &env)).expect("json");
+        assert_eq!(ctx["K"], "v");
+        assert_eq!(ctx["SCF_NAMESPACE"], "ns");
+        assert!(ctx.get("PATH").is_none());
+    }
+
+    #[test]
+    fn unsandboxed_layout_puts_later_layers_first() {
+        let l = crate::UnsandboxedLauncher;
+        let layout = crate::Launcher::layout(&l, Path::new("/c"), &["/l1".into(), "/l2".into()]);
+        let env = environment(&FunctionSpec::default(), &layout);
+        assert_eq!(
+            get(&env, "PYTHONPATH"),
+            Some("/c:/l2:/l2/python:/l1:/l1/python")
+        );
+    }
+}
