@@ -173,13 +173,28 @@ impl Engine {
                 )
                 .await
                 {
-                    Ok(i) => i,
-                    Err(StartError::Engine(e)) => return Err(e),
+                    Ok(i) => {
+                        tracing::debug!(
+                            key = %spec.key,
+                            coldstart_ms = i.init.map(|r| r.coldstart_ms).unwrap_or(0.0),
+                            "instance started"
+                        );
+                        i
+                    }
+                    Err(StartError::Engine(e)) => {
+                        tracing::warn!(key = %spec.key, error = %e, "instance launch failed");
+                        return Err(e);
+                    }
                     Err(StartError::Function {
                         error,
                         output,
                         init,
                     }) => {
+                        tracing::debug!(
+                            key = %spec.key,
+                            status = error.status_code,
+                            "instance failed to initialise"
+                        );
                         return Ok(self.failed_start(spec, request_id, error, output, init));
                     }
                 }
