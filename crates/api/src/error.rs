@@ -58,6 +58,7 @@ impl From<ControlError> for ApiError {
                 FunctionAction::DeleteFunction | FunctionAction::DeleteFunctionVersion => {
                     "FailedOperation.DeleteFunction"
                 }
+                FunctionAction::Invoke => "FailedOperation.FunctionStatusError",
             }
             .into(),
             ControlError::AliasBound { .. } => "UnsupportedOperation.AliasBind".into(),
@@ -65,6 +66,8 @@ impl From<ControlError> for ApiError {
             ControlError::LimitExceeded { what, .. } => format!("LimitExceeded.{what}"),
             ControlError::DeleteNamespace(_) => "FailedOperation.DeleteNamespace".into(),
             ControlError::Unsupported(_) => "UnsupportedOperation".into(),
+            ControlError::Throttled { .. } => "ResourceUnavailable.ConcurrencyLimit".into(),
+            ControlError::Execution(_) => "FailedOperation.InvokeFunction".into(),
             ControlError::Store(_) | ControlError::Internal(_) => {
                 tracing::error!(error = %e, "internal error");
                 return ApiError::new(

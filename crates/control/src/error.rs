@@ -47,6 +47,12 @@ pub enum ControlError {
     LimitExceeded { what: &'static str, message: String },
     #[error("{0}")]
     DeleteNamespace(String),
+    /// Too many concurrent invocations (SCF runtime status 432).
+    #[error("concurrency limit reached: the {scope} allows {limit} concurrent invocations")]
+    Throttled { scope: &'static str, limit: u32 },
+    /// The execution plane could not run the invocation.
+    #[error("the function could not be run: {0}")]
+    Execution(String),
     /// A feature Stratus does not offer (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -6,6 +6,7 @@ mod accounts;
 mod aliases;
 mod error;
 mod functions;
+mod invoke;
 mod layers;
 mod prepare;
 pub mod worker;
@@ -17,8 +18,10 @@ use store::Store;
 use tokio::sync::Notify;
 
 pub use accounts::{AccountUsage, NewAccount};
+pub use engine::{FunctionError, InvokeOutcome};
 pub use error::{ControlError, Result};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
+pub use invoke::Invocation;
 pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
@@ -60,6 +63,8 @@ pub struct Control {
     /// Wakes the workers when an operation was recorded.
     pub(crate) work: Arc<Notify>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
+    /// Runs functions; `None` when execution is off on this server.
+    pub(crate) engine: Option<engine::Engine>,
 }
 
 impl Control {
@@ -69,7 +74,14 @@ impl Control {
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
+            engine: None,
         }
+    }
+
+    /// Runs functions with `engine` (Invoke, and the runtime check of preparation).
+    pub fn with_engine(mut self, engine: engine::Engine) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     pub fn store(&self) -> &Store {

@@ -80,6 +80,7 @@ impl Control {
             })
         };
         let started = std::time::Instant::now();
+        let retiring = self.serving_keys_of(&op).await;
         let outcome = self.execute(&op).await;
         heartbeat.abort();
         match outcome {
@@ -91,10 +92,20 @@ impl Control {
                         ..
                     }
                 );
+                // A successful update or delete stops the instances of what served before.
+                let replaced = matches!(
+                    finish,
+                    Finish::Promote { .. }
+                        | Finish::DeleteFunction { .. }
+                        | Finish::DeleteVersion { .. }
+                );
                 match self.store.finish_op(&op, finish, store::now_ms()).await {
                     Ok(()) => {
                         if follow_up {
                             self.wake_workers();
+                        }
+                        if replaced {
+                            self.retire(&retiring);
                         }
                         tracing::debug!(op = %op.id, kind = %op.kind, attempt = op.attempt, ms = started.elapsed().as_millis() as u64, "operation finished");
                     }
@@ -224,6 +235,41 @@ impl Control {
         }
     }
 
+    /// The instance pools an operation makes obsolete once it succeeds: the serving snapshot of the record it
+    /// replaces or removes (every record, for a whole-function delete).
+    async fn serving_keys_of(&self, op: &ClaimedOp) -> Vec<String> {
+        if self.engine.is_none() {
+            return Vec::new();
+        }
+        let Ok(payload) = serde_json::from_str::<OpPayload>(&op.payload) else {
+            return Vec::new();
+        };
+        let rows = match payload {
+            OpPayload::UpdateFunction { row, .. } | OpPayload::DeleteVersion { row } => {
+                match self.store.function_by_id(&row).await {
+                    Ok(Some(r)) => vec![r],
+                    _ => Vec::new(),
+                }
+            }
+            OpPayload::DeleteFunction { row } => match self.store.function_by_id(&row).await {
+                Ok(Some(r)) => self
+                    .store
+                    .function_records(&r.key)
+                    .await
+                    .unwrap_or_default(),
+                _ => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        rows.iter()
+            .filter_map(|r| {
+                r.serving
+                    .as_ref()
+                    .map(|s| crate::invoke::snapshot_key(&r.id, s))
+            })
+            .collect()
+    }
+
     /// Ends an operation that kept failing internally in its kind's failed status.
     async fn give_up(&self, op: &ClaimedOp, payload: &OpPayload, why: String) -> Result<Finish> {
         let (row, status) = match payload {
@@ -288,6 +334,17 @@ impl Control {
             .unwrap_or(&[]);
         let mut layers = Vec::new();
         let mut reasons = Vec::new();
+        if expect != FunctionStatus::Publishing
+            && !self.runtime_available(&snapshot.config.runtime).await
+        {
+            reasons.push(StatusReason::new(
+                "InvalidParameterValue.Runtime",
+                format!(
+                    "runtime {} is not installed on this Stratus installation",
+                    snapshot.config.runtime
+                ),
+            ));
+        }
         for l in &snapshot.config.layers {
             match self
                 .store

@@ -96,6 +96,7 @@ pub enum FunctionAction {
     PublishVersion,
     DeleteFunction,
     DeleteFunctionVersion,
+    Invoke,
 }
 
 impl FunctionAction {
@@ -106,6 +107,7 @@ impl FunctionAction {
             Self::PublishVersion => "PublishVersion",
             Self::DeleteFunction => "DeleteFunction",
             Self::DeleteFunctionVersion => "DeleteFunctionVersion",
+            Self::Invoke => "Invoke",
         }
     }
 }
@@ -157,8 +159,27 @@ pub fn check(status: FunctionStatus, action: FunctionAction) -> Result<(), Rejec
             status,
             S::Active | S::CreateFailed | S::UpdateFailed | S::DeleteFailed | S::PublishFailed
         ),
+        // `$LATEST` runs its serving snapshot while an update is applied or after one failed; a version runs
+        // only when Active (see `check_invoke`).
+        A::Invoke => matches!(status, S::Active | S::Updating | S::UpdateFailed),
     };
     if allowed {
+        Ok(())
+    } else if status.is_transitional() {
+        Err(Rejection::Transitional { status, action })
+    } else {
+        Err(Rejection::NotAllowed { status, action })
+    }
+}
+
+/// May a record be invoked? `$LATEST` runs its serving snapshot when Active, Updating or UpdateFailed; a published
+/// version only when Active. A refusal is SCF's runtime status 438.
+pub fn check_invoke(status: FunctionStatus, latest: bool) -> Result<(), Rejection> {
+    let action = FunctionAction::Invoke;
+    if latest {
+        return check(status, action);
+    }
+    if status == FunctionStatus::Active {
         Ok(())
     } else if status.is_transitional() {
         Err(Rejection::Transitional { status, action })
@@ -311,6 +332,26 @@ mod tests {
             check_delete(S::Publishing, A::DeleteFunctionVersion),
             Err(Rejection::Transitional { .. })
         ));
+    }
+
+    /// The Invoke row of lifecycle.md's table, and versions.
+    #[test]
+    fn invoke_rules() {
+        for s in [S::Active, S::Updating, S::UpdateFailed] {
+            assert!(check_invoke(s, true).is_ok(), "{s}");
+        }
+        for s in [S::Creating, S::CreateFailed, S::Deleting, S::DeleteFailed] {
+            assert!(check_invoke(s, true).is_err(), "{s}");
+        }
+        assert!(check_invoke(S::Active, false).is_ok());
+        for s in [
+            S::Publishing,
+            S::PublishFailed,
+            S::Deleting,
+            S::DeleteFailed,
+        ] {
+            assert!(check_invoke(s, false).is_err(), "{s}");
+        }
     }
 
     #[test]

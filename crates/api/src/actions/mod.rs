@@ -2,6 +2,7 @@
 
 mod aliases;
 mod functions;
+mod invoke;
 mod layers;
 mod namespaces;
 
@@ -128,6 +129,8 @@ pub const SERVED: &[&str] = &[
     "GetFunction",
     "GetFunctionAddress",
     "GetLayerVersion",
+    "Invoke",
+    "InvokeFunction",
     "ListAliases",
     "ListFunctions",
     "ListLayerVersions",
@@ -197,6 +200,8 @@ pub(crate) async fn dispatch(
         GetAccount => functions::get_account,
         GetFunctionAddress => functions::get_address,
         CopyFunction => functions::copy,
+        Invoke => invoke::invoke,
+        InvokeFunction => invoke::invoke_function,
         CreateAlias => aliases::create,
         GetAlias => aliases::get,
         UpdateAlias => aliases::update,

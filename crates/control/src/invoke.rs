@@ -1,0 +1,297 @@
+//! Invoke: resolve the qualifier (a version, `$LATEST`, or an alias with its routing), check that the record may
+//! run, make sure its code and layers are unpacked on this node, and hand the snapshot to the engine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use engine::{EngineError, FunctionSpec, InvokeOutcome, InvokeRequest};
+use model::status::check_invoke;
+use model::{Alias, FunctionKey, Qualifier, Snapshot};
+use sha2::{Digest, Sha256};
+use store::FunctionRow;
+
+use crate::{Caller, Control, ControlError, Result};
+
+/// One synchronous invocation, decoded.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    pub namespace: String,
+    pub name: String,
+    /// A version, `$LATEST` or an alias; `None` uses `default_qualifier`.
+    pub qualifier: Option<String>,
+    /// `$LATEST` for Invoke, `$DEFAULT` for InvokeFunction.
+    pub default_qualifier: &'static str,
+    /// Matched against the alias's routing rules.
+    pub routing_key: BTreeMap<String, String>,
+    /// The event, JSON.
+    pub event: Vec<u8>,
+    pub region: String,
+}
+
+/// Pools instances per record and snapshot: a new serving snapshot gets new instances.
+pub(crate) fn snapshot_key(row_id: &str, snap: &Snapshot) -> String {
+    let digest = Sha256::digest(serde_json::to_vec(snap).unwrap_or_default());
+    format!("{row_id}:{}", &hex::encode(digest)[..16])
+}
+
+/// A uniform number in [0, 1).
+fn uniform() -> f64 {
+    (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
+}
+
+/// Where an alias sends this invocation: the first routing rule that matches the routing key, else a weighted
+/// draw between the additional versions and the main one.
+pub(crate) fn route(alias: &Alias, routing_key: &BTreeMap<String, String>, draw: f64) -> String {
+    for m in &alias.routing.matches {
+        let name = m.key.rsplit('.').next().unwrap_or(&m.key);
+        let Some(value) = routing_key.get(name).or_else(|| routing_key.get(&m.key)) else {
+            continue;
+        };
+        let hit = match m.method.as_str() {
+            "exact" => *value == m.expression,
+            "range" => match (
+                crate::aliases::parse_range(&m.expression),
+                value.parse::<i64>(),
+            ) {
+                (Some((lo, lo_inc, hi, hi_inc)), Ok(v)) => {
+                    (if lo_inc { v >= lo } else { v > lo })
+                        && (if hi_inc { v <= hi } else { v < hi })
+                }
+                _ => false,
+            },
+            _ => false,
+        };
+        if hit {
+            return m.version.clone();
+        }
+    }
+    let mut acc = 0.0;
+    for w in &alias.routing.weights {
+        acc += w.weight;
+        if draw < acc {
+            return w.version.clone();
+        }
+    }
+    alias.function_version.clone()
+}
+
+impl Control {
+    /// Whether this server runs functions at all.
+    pub fn can_invoke(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    /// Runs a function synchronously.
+    pub async fn invoke(&self, caller: &Caller, inv: Invocation) -> Result<InvokeOutcome> {
+        let engine = self.engine.as_ref().ok_or_else(|| {
+            ControlError::Unsupported(
+                "function execution is not enabled on this server: it needs the sandbox, or `stratus serve --unsandboxed` for development".into(),
+            )
+        })?;
+        let key = self.key(caller, &inv.namespace, &inv.name);
+        let latest = self.latest(&key).await?;
+        let q = inv
+            .qualifier
+            .clone()
+            .unwrap_or_else(|| inv.default_qualifier.to_string());
+        let version = match Qualifier::parse(&q) {
+            Some(q) => q.to_string(),
+            None => {
+                let alias = self.store.alias(&key, &q).await?.ok_or_else(|| {
+                    ControlError::QualifierNotFound {
+                        name: key.name.clone(),
+                        qualifier: q.clone(),
+                    }
+                })?;
+                route(&alias, &inv.routing_key, uniform())
+            }
+        };
+        let row = if version == Qualifier::LATEST {
+            latest
+        } else {
+            self.store.function(&key, &version).await?.ok_or_else(|| {
+                ControlError::QualifierNotFound {
+                    name: key.name.clone(),
+                    qualifier: version.clone(),
+                }
+            })?
+        };
+        check_invoke(row.status, version == Qualifier::LATEST).map_err(ControlError::Rejected)?;
+        let snap = row.serving.clone().ok_or_else(|| {
+            ControlError::Internal(format!("{} has no serving snapshot", key.name))
+        })?;
+        let spec = self
+            .function_spec(caller, &key, &row, &snap, &inv.region)
+            .await?;
+        engine
+            .invoke(
+                &spec,
+                InvokeRequest {
+                    request_id: None,
+                    event: inv.event,
+                },
+            )
+            .await
+            .map_err(|e| match e {
+                EngineError::Throttled { scope, limit } => ControlError::Throttled { scope, limit },
+                other => ControlError::Execution(other.to_string()),
+            })
+    }
+
+    /// The engine's view of a snapshot, with its code and layers unpacked on this node.
+    async fn function_spec(
+        &self,
+        caller: &Caller,
+        key: &FunctionKey,
+        row: &FunctionRow,
+        snap: &Snapshot,
+        region: &str,
+    ) -> Result<FunctionSpec> {
+        let code_dir = self.unpacked(&snap.code.sha256).await?;
+        let mut layer_dirs = Vec::new();
+        for l in &snap.config.layers {
+            let lv = self
+                .store
+                .layer_version(caller.app_id, &l.name, l.version)
+                .await?
+                .ok_or_else(|| ControlError::LayerVersionNotFound {
+                    name: l.name.clone(),
+                    version: l.version,
+                })?;
+            layer_dirs.push(self.unpacked(&lv.layer.content.sha256).await?);
+        }
+        let c = &snap.config;
+        Ok(FunctionSpec {
+            key: snapshot_key(&row.id, snap),
+            app_id: caller.app_id.to_string(),
+            uin: caller.uin.clone(),
+            region: region.to_string(),
+            namespace: key.namespace.clone(),
+            function_name: key.name.clone(),
+            version: row.qualifier.clone(),
+            runtime: c.runtime.clone(),
+            handler: c.handler.clone(),
+            memory_mb: c.memory_size.clamp(0, u32::MAX as i64) as u32,
+            timeout_s: c.timeout.clamp(0, u32::MAX as i64) as u32,
+            init_timeout_s: c.init_timeout.clamp(0, u32::MAX as i64) as u32,
+            env: c
+                .environment
+                .variables
+                .iter()
+                .map(|v| (v.key.clone(), v.value.clone()))
+                .collect(),
+            code_dir,
+            layer_dirs,
+            max_concurrency: None,
+        })
+    }
+
+    /// A package unpacked on this node (fetched from the shared store first on a cluster).
+    async fn unpacked(&self, sha256: &str) -> Result<PathBuf> {
+        self.store.ensure_local_blob(sha256).await?;
+        let blobs = self.store.blobs.clone();
+        let limits = self.cfg.prepare.clone();
+        let sha = sha256.to_string();
+        let tree = tokio::task::spawn_blocking(move || {
+            blobs.ensure_unpacked(
+                &sha,
+                &store::unzip::UnzipLimits {
+                    max_entries: limits.max_entries,
+                    max_unpacked_bytes: limits.max_unpacked_bytes,
+                    max_ratio: limits.max_ratio,
+                },
+            )
+        })
+        .await
+        .map_err(|e| ControlError::Internal(format!("unpacking panicked: {e}")))??;
+        Ok(tree.path)
+    }
+
+    /// Stops the instances of snapshots that no longer serve.
+    pub(crate) fn retire(&self, keys: &[String]) {
+        if let Some(engine) = &self.engine {
+            for k in keys {
+                engine.retire(k);
+            }
+        }
+    }
+
+    /// Whether the runtime can run on this installation (always true when execution is off).
+    pub(crate) async fn runtime_available(&self, runtime: &str) -> bool {
+        let Some(engine) = self.engine.clone() else {
+            return true;
+        };
+        let rt = runtime.to_string();
+        tokio::task::spawn_blocking(move || engine.is_runtime_available(&rt))
+            .await
+            .unwrap_or(false)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{RoutingConfig, VersionMatch, VersionWeight};
+
+    fn alias(weights: &[(&str, f64)], matches: &[(&str, &str, &str, &str)]) -> Alias {
+        Alias {
+            name: "prod".into(),
+            function_version: "1".into(),
+            routing: RoutingConfig {
+                weights: weights
+                    .iter()
+                    .map(|(v, w)| VersionWeight {
+                        version: v.to_string(),
+                        weight: *w,
+                    })
+                    .collect(),
+                matches: matches
+                    .iter()
+                    .map(|(v, k, m, e)| VersionMatch {
+                        version: v.to_string(),
+                        key: k.to_string(),
+                        method: m.to_string(),
+                        expression: e.to_string(),
+                    })
+                    .collect(),
+            },
+            description: String::new(),
+            add_ms: 0,
+            mod_ms: 0,
+        }
+    }
+
+    #[test]
+    fn weighted_routing_splits_by_the_draw() {
+        let a = alias(&[("2", 0.3)], &[]);
+        let none = BTreeMap::new();
+        assert_eq!(route(&a, &none, 0.0), "2");
+        assert_eq!(route(&a, &none, 0.29), "2");
+        assert_eq!(route(&a, &none, 0.3), "1");
+        assert_eq!(route(&a, &none, 0.99), "1");
+    }
+
+    #[test]
+    fn rules_route_before_weights() {
+        let a = alias(
+            &[("2", 1.0)],
+            &[
+                ("3", "invoke.headers.User", "exact", "alice"),
+                ("4", "invoke.headers.Id", "range", "[10,20)"),
+            ],
+        );
+        let key = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+        assert_eq!(route(&a, &key("User", "alice"), 0.5), "3");
+        assert_eq!(route(&a, &key("User", "bob"), 0.5), "2");
+        assert_eq!(route(&a, &key("Id", "10"), 0.5), "4");
+        assert_eq!(route(&a, &key("Id", "20"), 0.5), "2");
+    }
+
+    #[test]
+    fn uniform_draws_stay_in_range() {
+        for _ in 0..1000 {
+            let u = uniform();
+            assert!((0.0..1.0).contains(&u), "{u}");
+        }
+    }
+}
