@@ -1,0 +1,16 @@
+//! Linux isolation for Stratus instances: namespaces, mounts, cgroups v1/v2, rlimits, privilege drop, kill
+//! and reap. This crate knows nothing of functions, databases or HTTP.
+//!
+//! - [`Plan::build`] turns an [`InstanceSpec`] into a [`Plan`], pure data that unit tests inspect.
+
+mod cgroup;
+mod error;
+mod plan;
+
+pub use cgroup::{CgroupConfig, CgroupPlan, CgroupStep, CgroupVersion, DEFAULT_CGROUP_ROOT};
+pub use error::SandboxError;
+pub use plan::{
+    CODE_PATH, DEFAULT_GID, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PROCESSES, DEFAULT_STAGING_DIR,
+    DEFAULT_TMP_SIZE, DEFAULT_UID, InstanceSpec, LAYERS_PATH, MountOp, Namespace, NodeKind, Plan,
+    Resource, Rlimit, SYSTEM_CANDIDATES, SystemPath, host_system_paths, overlay_options,
+};
