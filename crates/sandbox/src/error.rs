@@ -35,3 +35,17 @@ pub enum SandboxError {
         source: io::Error,
     },
 }
+
+impl SandboxError {
+    pub(crate) fn sys(op: &'static str, detail: impl Into<String>, source: io::Error) -> Self {
+        SandboxError::Sys {
+            op,
+            detail: detail.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn last_os(op: &'static str, detail: impl Into<String>) -> Self {
+        Self::sys(op, detail, io::Error::last_os_error())
+    }
+}

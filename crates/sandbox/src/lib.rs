@@ -2,11 +2,18 @@
 //! and reap. This crate knows nothing of functions, databases or HTTP.
 //!
 //! - [`Plan::build`] turns an [`InstanceSpec`] into a [`Plan`], pure data that unit tests inspect.
+//! - [`apply`] carries a plan out through the [`Syscalls`] trait: [`RealSyscalls`] in the helper process,
+//!   [`RecordingSyscalls`] in unit tests, which assert the order of the calls.
 
+mod apply;
 mod cgroup;
+mod channel;
 mod error;
 mod plan;
+mod record;
+mod sys;
 
+pub use apply::{FIRST_EXTRA_FD, Role, apply};
 pub use cgroup::{CgroupConfig, CgroupPlan, CgroupStep, CgroupVersion, DEFAULT_CGROUP_ROOT};
 pub use error::SandboxError;
 pub use plan::{
@@ -14,3 +21,5 @@ pub use plan::{
     DEFAULT_TMP_SIZE, DEFAULT_UID, InstanceSpec, LAYERS_PATH, MountOp, Namespace, NodeKind, Plan,
     Resource, Rlimit, SYSTEM_CANDIDATES, SystemPath, host_system_paths, overlay_options,
 };
+pub use record::{Call, RecordingSyscalls};
+pub use sys::{Fork, RealSyscalls, Syscalls};
