@@ -17,7 +17,6 @@ const MAX_MSG: usize = 4096;
 const MAX_FDS: usize = 4;
 
 /// Creates the socket pair, both ends close-on-exec.
-#[allow(dead_code)] // the parent side arrives with `spawn`
 pub(crate) fn pair() -> io::Result<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: fds is a valid array of two ints.
@@ -84,7 +83,6 @@ pub(crate) fn send(sock: RawFd, kind: u8, payload: &[u8], fds: &[RawFd]) -> io::
 }
 
 /// One received message: its kind, payload and descriptors.
-#[allow(dead_code)] // the parent side arrives with `spawn`
 pub(crate) struct Message {
     pub kind: u8,
     pub payload: Vec<u8>,
@@ -92,7 +90,6 @@ pub(crate) struct Message {
 }
 
 /// Receives one message; `None` at end of file.
-#[allow(dead_code)] // the parent side arrives with `spawn`
 pub(crate) fn recv(sock: RawFd) -> io::Result<Option<Message>> {
     let mut data = vec![0u8; MAX_MSG];
     let mut iov = libc::iovec {

@@ -10,7 +10,9 @@ mod cgroup;
 mod channel;
 mod error;
 mod plan;
+mod privileges;
 mod record;
+mod spawn;
 mod sys;
 
 pub use apply::{FIRST_EXTRA_FD, Role, apply};
@@ -21,5 +23,7 @@ pub use plan::{
     DEFAULT_TMP_SIZE, DEFAULT_UID, InstanceSpec, LAYERS_PATH, MountOp, Namespace, NodeKind, Plan,
     Resource, Rlimit, SYSTEM_CANDIDATES, SystemPath, host_system_paths, overlay_options,
 };
+pub use privileges::{check_privileges, check_privileges_with};
 pub use record::{Call, RecordingSyscalls};
+pub use spawn::{Child, HELPER_ARG, Helper, SpawnIo, describe, helper_main, spawn};
 pub use sys::{Fork, RealSyscalls, Syscalls};
