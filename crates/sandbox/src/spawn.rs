@@ -349,15 +349,17 @@ impl Child {
         })
     }
 
-    /// Kills the whole instance (SIGKILL to its init, which takes every process of the PID namespace with
-    /// it, and to the helper). Killing an instance that already ended is fine.
+    /// Kills the whole instance: SIGKILL to its init, which takes every process of the PID namespace with
+    /// it; the helper then reaps the init and exits. Without a pidfd (kernels before 5.3) the helper is
+    /// killed instead, and the init follows it (parent-death signal). Killing an instance that already
+    /// ended is fine.
     pub fn kill(&mut self) -> io::Result<()> {
-        if self.status.is_some() {
+        if self.try_wait()?.is_some() {
             return Ok(());
         }
         if let Some(pidfd) = &self.init_pidfd {
             // SAFETY: pidfd_send_signal on a pidfd we own; a pidfd never refers to a recycled pid.
-            unsafe {
+            let r = unsafe {
                 libc::syscall(
                     libc::SYS_pidfd_send_signal,
                     pidfd.as_raw_fd(),
@@ -366,10 +368,10 @@ impl Child {
                     0,
                 )
             };
-        } else if self.init_pid > 0 && self.helper.try_wait()?.is_none() {
-            // The helper has not exited, so it has not reaped the init: the pid is still the init's.
-            // SAFETY: kill with a pid and a signal.
-            unsafe { libc::kill(self.init_pid, libc::SIGKILL) };
+            // ESRCH: the init is gone already; the helper is about to exit.
+            if r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH) {
+                return Ok(());
+            }
         }
         match self.helper.kill() {
             Err(e) if e.kind() != io::ErrorKind::InvalidInput => Err(e),
