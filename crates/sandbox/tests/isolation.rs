@@ -19,10 +19,9 @@ fn have_root() -> bool {
 macro_rules! require_root {
     () => {
         if !have_root() {
-            eprintln!(
-                "SKIPPED (needs root): {} — sandbox isolation is NOT tested",
-                module_path!()
-            );
+            fn here() {}
+            let test = std::any::type_name_of_val(&here).trim_end_matches("::here");
+            eprintln!("SKIPPED (needs root): {test}: sandbox isolation is NOT tested");
             return;
         }
     };
@@ -612,7 +611,29 @@ fn a_spec_exposing_a_forbidden_path_never_starts() {
 }
 
 #[test]
-fn this_host_can_sandbox() {
+fn this_host_can_sandbox_as_root_and_not_without() {
+    if have_root() {
+        sandbox::check_privileges().expect("root on this host can sandbox");
+    } else {
+        let why = sandbox::check_privileges().expect_err("an unprivileged user cannot sandbox");
+        assert!(why.contains("CAP_SYS_ADMIN"), "{why}");
+    }
+}
+
+#[test]
+fn starting_an_instance_is_cheap() {
     require_root!();
-    sandbox::check_privileges().expect("root on this host can sandbox");
+    let f = Fixture::new();
+    let spec = f.spec("speed", "true");
+    let plan = Plan::build(&spec).expect("plan");
+    let rounds = 10;
+    let started = Instant::now();
+    for _ in 0..rounds {
+        let mut child = spawn(&plan, SpawnIo::default(), &helper()).expect("spawn");
+        assert!(child.wait().expect("wait").success());
+        child.cleanup().expect("cleanup");
+    }
+    let each = started.elapsed() / rounds;
+    eprintln!("spawn + run `true` + wait + cleanup: {each:?} per instance");
+    assert!(each < Duration::from_secs(1), "{each:?}");
 }
