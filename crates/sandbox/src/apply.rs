@@ -11,7 +11,7 @@
 //!    read-only), forks the program and reaps until it exits;
 //! 3. the **program**: sets rlimits, drops the capability bounding set, drops to the unprivileged uid/gid
 //!    (after `pivot_root`, so nothing of the host is reachable with privileges), sets `no_new_privs`, enters
-//!    the working directory, keeps only its descriptors and `execve`s.
+//!    the working directory, installs the seccomp filter, keeps only its descriptors and `execve`s.
 
 use std::path::{Path, PathBuf};
 
@@ -134,6 +134,10 @@ pub fn apply(plan: &Plan, sys: &mut dyn Syscalls) -> Result<Role, SandboxError> 
         sys.set_no_new_privs()?;
     }
     sys.chdir(&plan.cwd)?;
+    // Last: the filter forbids mounts and namespaces, and nothing after it needs them.
+    if !plan.seccomp.is_empty() {
+        sys.install_seccomp(&plan.seccomp)?;
+    }
     // The channel to the parent stays open (close-on-exec) to report an execve failure.
     let extra = i32::try_from(plan.extra_fds)
         .map_err(|_| SandboxError::InvalidSpec("too many extra descriptors".into()))?;

@@ -12,6 +12,7 @@ mod error;
 mod plan;
 mod privileges;
 mod record;
+pub mod seccomp;
 mod spawn;
 mod sys;
 

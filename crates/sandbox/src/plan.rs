@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
 use crate::cgroup::{CgroupConfig, CgroupPlan};
+use crate::seccomp::{BpfInsn, instance_filter};
 
 /// Where the function's code appears inside an instance (read-only, the working directory).
 pub const CODE_PATH: &str = "/var/user";
@@ -155,6 +156,8 @@ pub struct InstanceSpec {
     pub runtime_listen: Option<SocketAddrV4>,
     /// Contents of the instance's `/etc/resolv.conf`.
     pub resolv_conf: String,
+    /// Install the seccomp deny-list of [`crate::seccomp`] (namespaces, mounts, keyrings, BPF, …).
+    pub seccomp: bool,
 }
 
 impl InstanceSpec {
@@ -186,6 +189,7 @@ impl InstanceSpec {
             extra_fds: 0,
             runtime_listen: None,
             resolv_conf: String::new(),
+            seccomp: true,
         }
     }
 }
@@ -296,6 +300,8 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub no_new_privs: bool,
+    /// A seccomp filter installed right before `execve` (empty: none).
+    pub seccomp: Vec<BpfInsn>,
     pub cwd: PathBuf,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -669,6 +675,11 @@ impl Plan {
             uid,
             gid,
             no_new_privs: true,
+            seccomp: if spec.seccomp {
+                instance_filter()
+            } else {
+                Vec::new()
+            },
             cwd: PathBuf::from(CODE_PATH),
             program: spec.program.clone(),
             args: spec.args.clone(),

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
 use crate::plan::{Namespace, Resource};
+use crate::seccomp::BpfInsn;
 use crate::sys::{Fork, Syscalls};
 
 /// One recorded call.
@@ -42,6 +43,8 @@ pub enum Call {
     Setgid(u32),
     Setuid(u32),
     NoNewPrivs,
+    /// A seccomp filter of this many instructions.
+    Seccomp(usize),
     CloseFds {
         first: i32,
         keep_channel: bool,
@@ -184,6 +187,9 @@ impl Syscalls for RecordingSyscalls {
     }
     fn set_no_new_privs(&mut self) -> Result<(), SandboxError> {
         self.record(Call::NoNewPrivs)
+    }
+    fn install_seccomp(&mut self, program: &[BpfInsn]) -> Result<(), SandboxError> {
+        self.record(Call::Seccomp(program.len()))
     }
     fn close_fds(&mut self, first: i32, keep_channel: bool) -> Result<(), SandboxError> {
         self.record(Call::CloseFds {

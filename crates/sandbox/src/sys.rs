@@ -11,6 +11,7 @@ use std::path::Path;
 use crate::SandboxError;
 use crate::channel;
 use crate::plan::{Namespace, Resource};
+use crate::seccomp::BpfInsn;
 
 /// What `fork` returned in the calling process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +59,8 @@ pub trait Syscalls {
     fn setgid(&mut self, gid: u32) -> Result<(), SandboxError>;
     fn setuid(&mut self, uid: u32) -> Result<(), SandboxError>;
     fn set_no_new_privs(&mut self) -> Result<(), SandboxError>;
+    /// Install a seccomp filter (requires `no_new_privs` without privileges).
+    fn install_seccomp(&mut self, program: &[BpfInsn]) -> Result<(), SandboxError>;
     /// Close every descriptor from `first` on, except the channel to the parent when `keep_channel`
     /// (it is close-on-exec).
     fn close_fds(&mut self, first: i32, keep_channel: bool) -> Result<(), SandboxError>;
@@ -395,6 +398,35 @@ impl Syscalls for RealSyscalls {
         // SAFETY: prctl with integer arguments.
         let r = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) };
         check(r.into(), "prctl", || "PR_SET_NO_NEW_PRIVS".into()).map(drop)
+    }
+
+    fn install_seccomp(&mut self, program: &[BpfInsn]) -> Result<(), SandboxError> {
+        let filter: Vec<libc::sock_filter> = program
+            .iter()
+            .map(|i| libc::sock_filter {
+                code: i.code,
+                jt: i.jt,
+                jf: i.jf,
+                k: i.k,
+            })
+            .collect();
+        let len = u16::try_from(filter.len())
+            .map_err(|_| SandboxError::InvalidSpec("seccomp filter too long".into()))?;
+        let prog = libc::sock_fprog {
+            len,
+            filter: filter.as_ptr().cast_mut(),
+        };
+        // SAFETY: prog points at `len` valid instructions that outlive the call.
+        let r = unsafe {
+            libc::prctl(
+                libc::PR_SET_SECCOMP,
+                libc::SECCOMP_MODE_FILTER as libc::c_ulong,
+                &raw const prog as libc::c_ulong,
+                0,
+                0,
+            )
+        };
+        check(r.into(), "prctl", || "PR_SET_SECCOMP".into()).map(drop)
     }
 
     fn close_fds(&mut self, first: i32, keep_channel: bool) -> Result<(), SandboxError> {

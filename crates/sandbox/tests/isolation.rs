@@ -637,3 +637,26 @@ fn starting_an_instance_is_cheap() {
     eprintln!("spawn + run `true` + wait + cleanup: {each:?} per instance");
     assert!(each < Duration::from_secs(1), "{each:?}");
 }
+
+#[test]
+fn namespaces_and_mounts_are_refused_while_threads_and_forks_work() {
+    require_root!();
+    let f = Fixture::new();
+    let script = r#"
+        unshare -U true 2>/dev/null && echo userns=allowed || echo userns=refused
+        unshare -r true 2>/dev/null && echo userns_root=allowed || echo userns_root=refused
+        echo threads=$(python3 -c 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join(); print("ok")')
+        echo fork=$(python3 -c 'import os; pid = os.fork(); os._exit(0) if pid == 0 else print("ok" if os.waitpid(pid, 0)[1] == 0 else "bad")')
+        echo node=$(node -e 'require("fs").readFile("/var/user/index.sh", "utf8", (e, d) => console.log(e ? "error" : "ok"))' 2>&1)
+    "#;
+    let mut spec = f.spec("seccomp", script);
+    spec.memory_limit_bytes = 512 << 20;
+    let out = run(&spec);
+    assert!(out.status.success(), "{}: {}", out.status, out.stderr);
+    let c = checks(&out);
+    assert_eq!(c["userns"], "refused");
+    assert_eq!(c["userns_root"], "refused");
+    assert_eq!(c["threads"], "ok");
+    assert_eq!(c["fork"], "ok");
+    assert_eq!(c["node"], "ok");
+}

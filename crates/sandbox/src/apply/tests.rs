@@ -100,12 +100,17 @@ fn privileges_are_dropped_after_pivot_root_and_before_exec() {
         "groups, then gid, then uid"
     );
     assert!(setuid < nnp && nnp < exec, "no_new_privs before exec");
+    let seccomp = pos(&calls, |c| matches!(c, Call::Seccomp(n) if *n > 10));
+    assert!(
+        nnp < seccomp && seccomp < exec,
+        "seccomp needs no_new_privs, and comes last"
+    );
     assert!(calls.contains(&Call::Setrlimit(Resource::Nproc, 1024, 1024)));
     assert!(calls.contains(&Call::Setrlimit(Resource::Nofile, 1024, 1024)));
     assert!(calls.contains(&Call::Setrlimit(Resource::Core, 0, 0)));
     // the working directory is entered after the uid drop (it must be readable by the instance's user)
     let cwd = pos(&calls, |c| *c == Call::Chdir("/var/user".into()));
-    assert!(setuid < cwd && cwd < exec);
+    assert!(setuid < cwd && cwd < seccomp);
     // only the extra descriptors 3 and 4 survive (plus the close-on-exec channel)
     assert_eq!(
         calls[exec - 1],

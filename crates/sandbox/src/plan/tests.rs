@@ -44,6 +44,7 @@ fn spec() -> InstanceSpec {
         extra_fds: 2,
         runtime_listen: Some("127.0.0.1:9001".parse().expect("addr")),
         resolv_conf: String::new(),
+        seccomp: true,
     }
 }
 
@@ -288,6 +289,7 @@ fn limits_identity_and_namespaces() {
     );
     assert_eq!((plan.uid, plan.gid), (10001, 10001));
     assert!(plan.no_new_privs);
+    assert_eq!(plan.seccomp, crate::seccomp::instance_filter());
     for ns in [
         Namespace::Mount,
         Namespace::Pid,
