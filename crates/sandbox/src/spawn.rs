@@ -8,7 +8,10 @@
 //! means the program was `exec`uted.
 //!
 //! Descriptors in the helper: the caller's extra descriptors at 3…3+n-1 (where the program finds them),
-//! the plan pipe at 3+n, the channel at 4+n.
+//! the plan pipe at 3+n, the channel at 4+n, the lifeline at 5+n. The lifeline is a pipe whose write end
+//! only the [`Child`] holds: when it closes (the `Child` is dropped, or the whole server dies, even by
+//! SIGKILL) the helper kills the instance. (A parent-death signal cannot do this: it fires when the *thread*
+//! that forked exits, and runtime threads come and go.)
 
 use std::ffi::OsString;
 use std::io::{self, Read, Write};
@@ -130,14 +133,15 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
     let n = io.fds.len() as RawFd;
     let plan_fd = 3 + n;
     let channel_fd = 4 + n;
+    let lifeline_fd = 5 + n;
+    let (lifeline_read, lifeline_write) = pipe().map_err(io_err("lifeline pipe"))?;
     let mut sources = Vec::with_capacity(io.fds.len() + 2);
-    for fd in io
-        .fds
-        .iter()
-        .map(AsFd::as_fd)
-        .chain([plan_read.as_fd(), helper_end.as_fd()])
-    {
-        sources.push(dup_above(fd, channel_fd + 1).map_err(io_err("descriptors"))?);
+    for fd in io.fds.iter().map(AsFd::as_fd).chain([
+        plan_read.as_fd(),
+        helper_end.as_fd(),
+        lifeline_read.as_fd(),
+    ]) {
+        sources.push(dup_above(fd, lifeline_fd + 1).map_err(io_err("descriptors"))?);
     }
     let moves: Vec<(RawFd, RawFd)> = sources
         .iter()
@@ -150,6 +154,7 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
         .arg(&helper.arg)
         .arg(plan_fd.to_string())
         .arg(channel_fd.to_string())
+        .arg(lifeline_fd.to_string())
         .env_clear()
         .stdin(stdio(io.stdin))
         .stdout(stdio(io.stdout))
@@ -173,6 +178,7 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
     drop(sources);
     drop(plan_read);
     drop(helper_end);
+    drop(lifeline_read);
     drop(io.fds);
 
     let mut plan_write = std::fs::File::from(plan_write);
@@ -189,6 +195,7 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
         cgroup: plan.cgroup.clone(),
         status: None,
         cleaned: false,
+        _lifeline: lifeline_write,
     };
     match reports {
         Ok(r) if r.init_pid > 0 => {
@@ -299,6 +306,8 @@ pub struct Child {
     cgroup: CgroupPlan,
     status: Option<ExitStatus>,
     cleaned: bool,
+    /// Closing it tells the helper to kill the instance.
+    _lifeline: OwnedFd,
 }
 
 impl Child {
@@ -471,9 +480,9 @@ fn run_helper(args: &[OsString]) -> i32 {
             .and_then(|s| s.parse::<RawFd>().ok())
             .filter(|fd| *fd > 2)
     };
-    let (Some(plan_fd), Some(channel_fd)) = (fd(0), fd(1)) else {
+    let (Some(plan_fd), Some(channel_fd), Some(lifeline_fd)) = (fd(0), fd(1), fd(2)) else {
         eprintln!(
-            "sandbox helper: expected `{HELPER_ARG} <plan fd> <channel fd>`; this mode is internal"
+            "sandbox helper: expected `{HELPER_ARG} <plan fd> <channel fd> <lifeline fd>`; this mode is internal"
         );
         return 127;
     };
@@ -481,9 +490,10 @@ fn run_helper(args: &[OsString]) -> i32 {
     unsafe {
         libc::fcntl(plan_fd, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::fcntl(channel_fd, libc::F_SETFD, libc::FD_CLOEXEC);
+        libc::fcntl(lifeline_fd, libc::F_SETFD, libc::FD_CLOEXEC);
         libc::umask(0o022);
     }
-    let mut sys = RealSyscalls::new(channel_fd);
+    let mut sys = RealSyscalls::new(channel_fd).with_lifeline(lifeline_fd);
     match std::fs::read_dir("/proc/self/task").map(Iterator::count) {
         Ok(1) => {}
         Ok(n) => {
@@ -513,7 +523,7 @@ fn run_helper(args: &[OsString]) -> i32 {
         }
     };
     match apply(&plan, &mut sys) {
-        Ok(Role::Supervisor { init_pid }) => supervise(init_pid),
+        Ok(Role::Supervisor { init_pid }) => supervise(init_pid, lifeline_fd),
         Ok(Role::Init { program_pid }) => reap_until(program_pid),
         Ok(Role::Program) => 127,
         Err(e) => {
@@ -533,8 +543,44 @@ fn exit_code(status: libc::c_int) -> i32 {
     }
 }
 
-/// The helper: wait for the init and end the same way.
-fn supervise(init_pid: i32) -> i32 {
+/// The helper: wait for the init and end the same way; kill it first if the lifeline closes.
+fn supervise(init_pid: i32, lifeline: RawFd) -> i32 {
+    // SAFETY: pidfd_open takes a pid and flags; the init is our unreaped child.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, init_pid, 0) } as RawFd;
+    if pidfd >= 0 {
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: pidfd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: lifeline,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: fds is a valid array of two pollfds.
+            let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+            if r < 0 {
+                if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                break;
+            }
+            if fds[0].revents != 0 {
+                break; // the init exited
+            }
+            if fds[1].revents != 0 {
+                // The parent let go of the instance (or died): end it. The init is unreaped, so its pid is
+                // still its own.
+                // SAFETY: kill with a pid and a signal.
+                unsafe { libc::kill(init_pid, libc::SIGKILL) };
+                break;
+            }
+        }
+    }
     loop {
         let mut status = 0;
         // SAFETY: waitpid on our own child.

@@ -77,6 +77,7 @@ pub trait Syscalls {
 #[derive(Debug)]
 pub struct RealSyscalls {
     channel: RawFd,
+    lifeline: Option<RawFd>,
 }
 
 fn cpath(path: &Path) -> Result<CString, SandboxError> {
@@ -114,7 +115,17 @@ fn namespace_flags(namespaces: &[Namespace]) -> libc::c_int {
 impl RealSyscalls {
     /// `channel` is the helper's end of the channel to the spawning process.
     pub fn new(channel: RawFd) -> Self {
-        RealSyscalls { channel }
+        RealSyscalls {
+            channel,
+            lifeline: None,
+        }
+    }
+
+    /// The read end of the pipe whose write end the spawning process holds: it is spared by `close_fds`
+    /// (it is close-on-exec, so the program never has it) and lets the supervisor notice the parent's end.
+    pub fn with_lifeline(mut self, fd: RawFd) -> Self {
+        self.lifeline = Some(fd);
+        self
     }
 
     /// Send an error text to the spawning process (best effort).
@@ -431,15 +442,20 @@ impl Syscalls for RealSyscalls {
 
     fn close_fds(&mut self, first: i32, keep_channel: bool) -> Result<(), SandboxError> {
         let first = first.max(0) as u32;
-        let channel = self.channel as u32;
-        if keep_channel && channel >= first {
-            if channel > first {
-                Self::close_range(first, channel - 1);
-            }
-            Self::close_range(channel + 1, u32::MAX);
-        } else {
-            Self::close_range(first, u32::MAX);
+        let mut keep: Vec<u32> = self.lifeline.iter().map(|fd| *fd as u32).collect();
+        if keep_channel {
+            keep.push(self.channel as u32);
         }
+        keep.retain(|fd| *fd >= first);
+        keep.sort_unstable();
+        let mut from = first;
+        for fd in keep {
+            if fd > from {
+                Self::close_range(from, fd - 1);
+            }
+            from = fd + 1;
+        }
+        Self::close_range(from, u32::MAX);
         Ok(())
     }
 

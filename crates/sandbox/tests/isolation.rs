@@ -660,3 +660,45 @@ fn namespaces_and_mounts_are_refused_while_threads_and_forks_work() {
     assert_eq!(c["fork"], "ok");
     assert_eq!(c["node"], "ok");
 }
+
+#[test]
+fn instances_die_with_the_server_even_when_it_is_killed() {
+    require_root!();
+    let f = Fixture::new();
+    let spec = f.spec("orphan", "sleep 1000");
+    let plan = Plan::build(&spec).expect("plan");
+    let plan_file = f.path("plan.json");
+    fs::write(&plan_file, plan.to_bytes().expect("encode")).expect("write plan");
+    // A stand-in server: starts the instance, then is SIGKILLed (no destructor runs).
+    let mut server = std::process::Command::new(env!("CARGO_BIN_EXE_sandbox-helper"))
+        .arg("__hold")
+        .arg(&plan_file)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("server");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("init pid");
+    let init: i32 = line.trim().parse().expect("pid");
+    assert!(plan.cgroup.pids_current().expect("pids") >= 2);
+    server.kill().expect("kill the server");
+    server.wait().expect("reap the server");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while plan.cgroup.pids_current().unwrap_or(0) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        plan.cgroup.pids_current().unwrap_or(0),
+        0,
+        "the instance outlived its server"
+    );
+    let stat = fs::read_to_string(format!("/proc/{init}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z"),
+        "init {init} still runs: {stat}"
+    );
+    plan.cgroup.remove().expect("remove the cgroup");
+}
