@@ -53,6 +53,52 @@ impl CgroupConfig {
     }
 }
 
+impl CgroupConfig {
+    /// The directories holding instance cgroups: one per controller in v1, one in v2.
+    pub fn parent_dirs(&self) -> Vec<PathBuf> {
+        match self.version {
+            CgroupVersion::V1 => ["memory", "pids"]
+                .iter()
+                .map(|c| self.root.join(c).join(&self.parent))
+                .collect(),
+            CgroupVersion::V2 => vec![self.root.join(&self.parent)],
+        }
+    }
+
+    /// Removes instance cgroups left behind by a server that died (their instances died with it, through
+    /// the lifeline, but nobody removed the directories). Cgroups that still hold processes are left alone
+    /// (they may belong to another server using the same parent); returns how many were removed and how
+    /// many are still in use.
+    pub fn remove_leftovers(&self) -> Result<(usize, usize), SandboxError> {
+        let (mut removed, mut busy) = (0, 0);
+        for parent in self.parent_dirs() {
+            let entries = match fs::read_dir(&parent) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(source) => {
+                    return Err(SandboxError::Cgroup {
+                        path: parent.display().to_string(),
+                        source,
+                    });
+                }
+            };
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let procs =
+                    fs::read_to_string(entry.path().join("cgroup.procs")).unwrap_or_default();
+                if !procs.trim().is_empty() {
+                    busy += 1;
+                } else if fs::remove_dir(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        Ok((removed, busy))
+    }
+}
+
 /// One step of setting an instance's cgroup up, executed in order by the helper.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum CgroupStep {
@@ -372,6 +418,21 @@ mod tests {
         assert_eq!(plan.join, [dir.join("cgroup.procs")]);
         assert_eq!(plan.remove, std::slice::from_ref(&dir));
         assert_eq!(plan.memory_dir, dir);
+    }
+
+    #[test]
+    fn parent_dirs_per_version() {
+        assert_eq!(
+            config(CgroupVersion::V1).parent_dirs(),
+            [
+                PathBuf::from("/sys/fs/cgroup/memory/stratus"),
+                PathBuf::from("/sys/fs/cgroup/pids/stratus")
+            ]
+        );
+        assert_eq!(
+            config(CgroupVersion::V2).parent_dirs(),
+            [PathBuf::from("/sys/fs/cgroup/stratus")]
+        );
     }
 
     #[test]

@@ -702,3 +702,50 @@ fn instances_die_with_the_server_even_when_it_is_killed() {
     );
     plan.cgroup.remove().expect("remove the cgroup");
 }
+
+#[test]
+fn leftover_cgroups_are_removed_and_busy_ones_kept() {
+    require_root!();
+    let f = Fixture::new();
+    let mut spec = f.spec("leftover-busy", "sleep 30");
+    spec.cgroup.parent = format!("stratus-it-{}", std::process::id());
+    let (mut child, out, err) = start(&spec);
+    let stale = spec.cgroup.parent_dirs()[0].join("it-stale");
+    fs::create_dir_all(&stale).expect("a stale cgroup");
+    let (removed, busy) = spec.cgroup.remove_leftovers().expect("remove");
+    assert_eq!(
+        (removed, busy),
+        (1, 2),
+        "v1: the stale one removed; the running instance's two kept"
+    );
+    assert!(!stale.exists());
+    assert!(child.cgroup().memory_dir.exists());
+    child.kill().expect("kill");
+    let _ = finish(child, out, err);
+    for dir in spec.cgroup.parent_dirs() {
+        fs::remove_dir(dir).expect("remove the test's parent cgroup");
+    }
+}
+
+#[test]
+fn python_runs_with_code_and_layers_on_its_path() {
+    require_root!();
+    let f = Fixture::new();
+    f.write(
+        "data/code/handler.py",
+        "import helper\ndef main(): return helper.VALUE\n",
+    );
+    f.write("data/layers/one/helper.py", "VALUE = 'from layer one'\n");
+    f.write("data/layers/two/helper.py", "VALUE = 'from layer two'\n");
+    let mut spec = python_spec(
+        &f,
+        "python",
+        "import handler, ssl, json; print(handler.main())",
+        &[],
+    );
+    spec.env
+        .push(("PYTHONPATH".into(), "/var/user:/opt".into()));
+    let out = run(&spec);
+    assert!(out.status.success(), "{}: {}", out.status, out.stderr);
+    assert_eq!(out.stdout.trim(), "from layer two");
+}
