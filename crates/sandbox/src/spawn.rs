@@ -186,7 +186,12 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
     drop(plan_write);
 
     let reports = read_reports(&parent_end, helper.setup_timeout);
+    // SAFETY: pidfd_open takes a pid and flags; the helper is our unreaped child, so the pid is its own.
+    let helper_pidfd =
+        unsafe { libc::syscall(libc::SYS_pidfd_open, helper_child.id(), 0) } as RawFd;
     let mut child = Child {
+        // SAFETY: a fresh descriptor from pidfd_open.
+        helper_pidfd: (helper_pidfd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(helper_pidfd) }),
         helper: helper_child,
         init_pid: 0,
         init_pidfd: None,
@@ -299,6 +304,7 @@ fn read_reports(channel: &OwnedFd, timeout: Duration) -> Result<Reports, (Sandbo
 #[derive(Debug)]
 pub struct Child {
     helper: std::process::Child,
+    helper_pidfd: Option<OwnedFd>,
     init_pid: i32,
     init_pidfd: Option<OwnedFd>,
     listener: Option<OwnedFd>,
@@ -314,6 +320,13 @@ impl Child {
     /// The helper's pid: the process [`Child::wait`] waits for, which exits with the program's status.
     pub fn pid(&self) -> u32 {
         self.helper.id()
+    }
+
+    /// A pidfd of the helper: it becomes readable when the instance has ended (then [`Child::try_wait`]
+    /// returns the status without blocking). Async callers can wait on it (e.g. `tokio::io::unix::AsyncFd`).
+    /// `None` on kernels without pidfds.
+    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.helper_pidfd.as_ref().map(AsFd::as_fd)
     }
 
     /// The instance's init (PID 1 inside) as the host sees it; killing it ends the whole instance.

@@ -749,3 +749,36 @@ fn python_runs_with_code_and_layers_on_its_path() {
     assert!(out.status.success(), "{}: {}", out.status, out.stderr);
     assert_eq!(out.stdout.trim(), "from layer two");
 }
+
+#[test]
+fn a_child_can_be_shared_across_threads_and_awaited_through_its_exit_fd() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Child>();
+    require_root!();
+    let f = Fixture::new();
+    let (mut child, out, err) = start(&f.spec("exitfd", "sleep 0.2; exit 7"));
+    let fd = child.exit_fd().expect("pidfd");
+    let mut pfd = libc::pollfd {
+        fd: std::os::fd::AsRawFd::as_raw_fd(&fd),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 0) },
+        0,
+        "not readable while it runs"
+    );
+    assert!(child.try_wait().expect("try_wait").is_none());
+    // SAFETY: one valid pollfd.
+    assert_eq!(
+        unsafe { libc::poll(&mut pfd, 1, 10_000) },
+        1,
+        "readable once it ended"
+    );
+    assert_eq!(
+        child.try_wait().expect("try_wait").and_then(|s| s.code()),
+        Some(7)
+    );
+    let _ = finish(child, out, err);
+}
