@@ -119,7 +119,8 @@ pub fn host_system_paths() -> Vec<SystemPath> {
 }
 
 /// What the caller wants of one instance. Paths are host paths and must be absolute and canonical
-/// (no `..`, symlinks resolved): the plan compares them textually with `forbidden`.
+/// (no `..`, symlinks resolved): the plan compares them textually with `forbidden`
+/// ([`InstanceSpec::canonicalized`] resolves them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceSpec {
     /// Names the instance's cgroup; `[A-Za-z0-9_.-]`, at most 64 characters.
@@ -191,6 +192,30 @@ impl InstanceSpec {
             resolv_conf: String::new(),
             seccomp: true,
         }
+    }
+}
+
+impl InstanceSpec {
+    /// Resolves symlinks and `..` in the host paths the plan compares (code, layers, forbidden paths), so
+    /// that a symlink cannot smuggle a forbidden path past [`Plan::build`]. Every path must exist.
+    pub fn canonicalized(mut self) -> Result<Self, SandboxError> {
+        let canon = |p: &Path| {
+            std::fs::canonicalize(p).map_err(|e| {
+                SandboxError::InvalidSpec(format!("cannot resolve {}: {e}", p.display()))
+            })
+        };
+        self.code_dir = canon(&self.code_dir)?;
+        self.layers = self
+            .layers
+            .iter()
+            .map(|p| canon(p))
+            .collect::<Result<_, _>>()?;
+        self.forbidden = self
+            .forbidden
+            .iter()
+            .map(|p| canon(p))
+            .collect::<Result<_, _>>()?;
+        Ok(self)
     }
 }
 

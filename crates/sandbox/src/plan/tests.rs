@@ -358,6 +358,28 @@ fn unsafe_specs_are_refused() {
 }
 
 #[test]
+fn canonicalizing_catches_a_symlink_into_a_forbidden_path() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = std::fs::canonicalize(dir.path()).expect("canonical");
+    std::fs::create_dir_all(root.join("data/code")).expect("mkdir");
+    std::os::unix::fs::symlink(root.join("data"), root.join("innocent")).expect("symlink");
+    let mut s = spec();
+    s.code_dir = root.join("innocent");
+    s.forbidden = vec![root.join("data")];
+    // textually fine, really the data dir
+    assert!(Plan::build(&s).is_ok());
+    let s = s.canonicalized().expect("canonical");
+    assert_eq!(s.code_dir, root.join("data"));
+    assert!(invalid(&s).contains("forbidden"));
+    let mut s = spec();
+    s.code_dir = root.join("missing");
+    assert!(matches!(
+        s.canonicalized(),
+        Err(SandboxError::InvalidSpec(_))
+    ));
+}
+
+#[test]
 fn plans_round_trip_through_bytes() {
     let mut s = spec();
     s.layers = vec!["/data/layers/a".into(), "/data/layers/b".into()];
