@@ -74,6 +74,8 @@ def main():
     })
     wait("hello")
     call("GetFunction", {"FunctionName": "hello"})
+    call("Invoke", {"FunctionName": "hello", "ClientContext": json.dumps({"greeting": "hi"}), "LogType": "Tail"})
+    call("InvokeFunction", {"FunctionName": "hello", "Event": json.dumps({"n": 1})})
     call("ListFunctions", {"Limit": 10, "Order": "ASC", "Orderby": "FunctionName"})
     call("UpdateFunctionCode", {"FunctionName": "hello", "Code": {"ZipFile": code}, "Handler": "index.main_handler"})
     wait("hello")

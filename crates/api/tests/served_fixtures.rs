@@ -71,6 +71,8 @@ served! {
         GetFunction => (GetFunctionRequest, GetFunctionResponse),
         GetFunctionAddress => (GetFunctionAddressRequest, GetFunctionAddressResponse),
         GetLayerVersion => (GetLayerVersionRequest, GetLayerVersionResponse),
+        Invoke => (InvokeRequest, InvokeResponse),
+        InvokeFunction => (InvokeFunctionRequest, InvokeFunctionResponse),
         ListAliases => (ListAliasesRequest, ListAliasesResponse),
         ListFunctions => (ListFunctionsRequest, ListFunctionsResponse),
         ListLayerVersions => (ListLayerVersionsRequest, ListLayerVersionsResponse),

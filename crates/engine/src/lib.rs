@@ -34,6 +34,7 @@ pub mod log;
 mod pipe;
 pub mod protocol;
 pub mod runtimes;
+pub mod sandboxed;
 mod types;
 
 pub use engine::{Engine, EngineStats};
@@ -41,6 +42,7 @@ pub use launcher::{
     InstanceLayout, InstanceProcess, LaunchSpec, Launched, Launcher, UnsandboxedLauncher,
 };
 pub use runtimes::{Family, RuntimeConfig};
+pub use sandboxed::SandboxLauncher;
 pub use types::{
     EngineConfig, EngineError, FunctionError, FunctionSpec, InvokeOutcome, InvokeRequest, status,
 };

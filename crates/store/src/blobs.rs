@@ -34,6 +34,37 @@ fn valid_sha(sha: &str) -> bool {
             .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
 }
 
+/// Adds read permission for everyone to every file (and execute where the owner has it) and read and search
+/// permission to every directory of a freshly unpacked tree. Symlinks are left alone.
+fn open_to_everyone(root: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let e = e.map_err(|e| StoreError::io(&dir, e))?;
+            let path = e.path();
+            let meta = fs::symlink_metadata(&path).map_err(|err| StoreError::io(&path, err))?;
+            let mode = meta.permissions().mode() & 0o7777;
+            let new = if meta.is_dir() {
+                stack.push(path.clone());
+                mode | 0o555
+            } else if meta.is_file() {
+                mode | 0o444 | if mode & 0o100 != 0 { 0o111 } else { 0 }
+            } else {
+                continue;
+            };
+            if new != mode {
+                fs::set_permissions(&path, fs::Permissions::from_mode(new))
+                    .map_err(|err| StoreError::io(&path, err))?;
+            }
+        }
+    }
+    let meta = fs::metadata(root).map_err(|e| StoreError::io(root, e))?;
+    let mode = meta.permissions().mode() & 0o7777;
+    fs::set_permissions(root, fs::Permissions::from_mode(mode | 0o555))
+        .map_err(|e| StoreError::io(root, e))
+}
+
 /// The lowercase hex sha256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -161,6 +192,11 @@ impl BlobStore {
                 return Err(e.into());
             }
         };
+        // Instances run as unprivileged users: everyone may read the code (it is mounted read-only anyway).
+        if let Err(e) = open_to_everyone(&tmp) {
+            let _ = fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
         let size_tmp = self.temp_path(&format!("{sha256}.bytes"));
         let write_size = fs::write(&size_tmp, unpacked.bytes.to_string())
             .and_then(|()| fs::rename(&size_tmp, &size_file));

@@ -35,6 +35,9 @@ enum Command {
         /// Lifecycle workers.
         #[arg(long, env = "STRATUS_WORKERS")]
         workers: Option<usize>,
+        /// Run functions WITHOUT a sandbox (development only: function code runs as plain processes of this user).
+        #[arg(long, env = "STRATUS_UNSANDBOXED", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
+        unsandboxed: bool,
     },
     /// Manage accounts.
     Account {
@@ -74,6 +77,11 @@ enum KeyCommand {
 }
 
 fn main() -> anyhow::Result<()> {
+    // The sandbox re-executes this binary as its single-threaded helper: that must happen before anything else.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == sandbox::HELPER_ARG) {
+        sandbox::helper_main(&args[2..]);
+    }
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
     tracing_subscriber::fmt()
@@ -141,7 +149,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             common,
             listen,
             workers,
-        } => serve(Settings::resolve(&common, listen, workers)?).await,
+            unsandboxed,
+        } => serve(Settings::resolve(&common, listen, workers)?, unsandboxed).await,
         Command::Account { command } => match command {
             AccountCommand::Create { common } => {
                 let ctl = open(&Settings::resolve(&common, None, None)?).await?;
@@ -216,8 +225,34 @@ async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
-async fn serve(settings: Settings) -> anyhow::Result<()> {
+/// The execution plane: sandboxed instances, or (only when the operator asks) plain processes for development.
+/// Without the privileges the sandbox needs, the server refuses to start.
+fn execution(unsandboxed: bool, data_dir: &Path) -> anyhow::Result<engine::Engine> {
+    let launcher: std::sync::Arc<dyn engine::Launcher> = if unsandboxed {
+        tracing::warn!(
+            "UNSANDBOXED DEVELOPMENT MODE: function code runs as ordinary processes of this user, with no isolation; never use this with untrusted code"
+        );
+        std::sync::Arc::new(engine::UnsandboxedLauncher)
+    } else {
+        engine::SandboxLauncher::check().map_err(|why| {
+            anyhow::anyhow!(
+                "this host cannot sandbox function instances ({why}); run Stratus as root (or with the needed capabilities), or start it with --unsandboxed for development only"
+            )
+        })?;
+        let data_dir = std::fs::canonicalize(data_dir)
+            .with_context(|| format!("resolving {}", data_dir.display()))?;
+        std::sync::Arc::new(engine::SandboxLauncher::new(vec![data_dir]))
+    };
+    Ok(engine::Engine::new(
+        engine::EngineConfig::default(),
+        launcher,
+    ))
+}
+
+async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
+    let engine = execution(unsandboxed, &settings.data_dir)?;
+    let ctl = ctl.with_engine(engine.clone());
     ensure_dev_account(&ctl, &settings.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
@@ -268,6 +303,7 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = gc.await;
+    engine.shutdown();
     ctl.store().close().await;
     Ok(())
 }
