@@ -70,7 +70,10 @@ impl SandboxLauncher {
         }
         // An interpreter installed outside the system directories (a version manager's prefix, say) is offered
         // read-only at the same path.
-        if let Some(prefix) = install_prefix(&spec.program)
+        let inside_instance =
+            spec.program.starts_with("/var/user") || spec.program.starts_with("/opt");
+        if !inside_instance
+            && let Some(prefix) = install_prefix(&spec.program)
             && !s.system.iter().any(|p| covers(p, &prefix))
         {
             s.system.push(SystemPath::Bind {

@@ -243,10 +243,15 @@ fn execution(unsandboxed: bool, data_dir: &Path) -> anyhow::Result<engine::Engin
             .with_context(|| format!("resolving {}", data_dir.display()))?;
         std::sync::Arc::new(engine::SandboxLauncher::new(vec![data_dir]))
     };
-    Ok(engine::Engine::new(
-        engine::EngineConfig::default(),
-        launcher,
-    ))
+    // Concurrency: calls beyond these limits are refused at once (432), never queued. Sleeping or waiting calls
+    // cost memory, not cores, so the limits follow the account's concurrency quota rather than the core count.
+    let limits = model::Limits::default();
+    let cfg = engine::EngineConfig {
+        max_per_function: limits.concurrent_executions as u32,
+        max_per_account: limits.concurrent_executions as u32,
+        ..engine::EngineConfig::default()
+    };
+    Ok(engine::Engine::new(cfg, launcher))
 }
 
 async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
