@@ -76,6 +76,10 @@ def main():
     call("GetFunction", {"FunctionName": "hello"})
     call("Invoke", {"FunctionName": "hello", "ClientContext": json.dumps({"greeting": "hi"}), "LogType": "Tail"})
     call("InvokeFunction", {"FunctionName": "hello", "Event": json.dumps({"n": 1})})
+    invoked = call("Invoke", {"FunctionName": "hello"}, record=False)["Result"]["FunctionRequestId"]
+    time.sleep(0.3)
+    call("GetFunctionLogs", {"FunctionName": "hello", "Limit": 2})
+    call("GetRequestStatus", {"FunctionName": "hello", "FunctionRequestId": invoked})
     call("ListFunctions", {"Limit": 10, "Order": "ASC", "Orderby": "FunctionName"})
     call("UpdateFunctionCode", {"FunctionName": "hello", "Code": {"ZipFile": code}, "Handler": "index.main_handler"})
     wait("hello")

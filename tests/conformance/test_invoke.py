@@ -240,3 +240,39 @@ def test_sandbox_probe_from_inside_a_function(scf):
     assert out["code_writable"] is False
     assert len(out["pids"]) <= 3, out["pids"]
     assert other != name
+
+
+def test_invocations_are_recorded_for_logs_and_request_status(scf):
+    name = scf.create_function(zip_bytes=pkg({"index.py": (
+        "def main_handler(e, c):\n    print('working on', e['n'])\n    if e['n'] == 2:\n        raise RuntimeError('two')\n    return e['n']\n")}))
+    ids = [invoke(scf, name, {"n": n})["FunctionRequestId"] for n in (1, 2, 3)]
+    import time as _time
+    logs = None
+    for _ in range(100):
+        logs = scf.call("GetFunctionLogs", {"FunctionName": name, "Limit": 10, "Order": "asc"})
+        if logs["TotalCount"] >= 3:
+            break
+        _time.sleep(0.05)
+    assert logs["TotalCount"] == 3, logs
+    assert [d["RequestId"] for d in logs["Data"]] == ids
+    assert [d["RetCode"] for d in logs["Data"]] == [0, 430, 0]
+    assert "working on 2" in logs["Data"][1]["Log"] and logs["Data"][0]["RetMsg"] == "1"
+    failed = scf.call("GetFunctionLogs", {"FunctionName": name, "Filter": {"RetCode": "not0"}})
+    assert [d["RequestId"] for d in failed["Data"]] == [ids[1]]
+    one = scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": ids[2]})
+    assert one["TotalCount"] == 1 and one["Data"][0]["RetMsg"] == "3"
+    status = scf.call("GetRequestStatus", {"FunctionName": name, "FunctionRequestId": ids[1]})
+    assert status["TotalCount"] == 1 and status["Data"][0]["RetCode"] == 430
+    scf.error("ResourceNotFound.Function", "GetFunctionLogs", {"FunctionName": "nosuchfunction"})
+
+
+def test_metrics_count_invocations(scf):
+    import urllib.request
+    name = scf.create_function(zip_bytes=pkg({"index.py": "def main_handler(e, c):\n    return 1\n"}))
+    invoke(scf, name)
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    with opener.open(f"http://127.0.0.1:{scf.server.port}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    assert 'stratus_invocations_total{status="200"}' in text
+    assert "stratus_cold_starts_total" in text and "stratus_invocation_duration_seconds_bucket" in text
+    assert 'stratus_instances{state="idle"}' in text

@@ -46,6 +46,7 @@ pub fn router(control: Control, cfg: ApiConfig) -> Router {
         .route("/", post(api).get(api_get))
         .route("/code/{sha256}", get(code_download))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
@@ -88,6 +89,93 @@ async fn code_download(
         }
         Err(_) => (StatusCode::NOT_FOUND, "no such package").into_response(),
     }
+}
+
+/// Prometheus text exposition of the invocation counters.
+async fn metrics(State(st): State<Arc<AppState>>) -> Response {
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering;
+    let m = st.control.metrics();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# HELP stratus_invocations_total Invocations by SCF status code (200: success)."
+    );
+    let _ = writeln!(out, "# TYPE stratus_invocations_total counter");
+    let by_status = m.by_status.lock().map(|g| g.clone()).unwrap_or_default();
+    for (code, n) in &by_status {
+        let _ = writeln!(out, "stratus_invocations_total{{status=\"{code}\"}} {n}");
+    }
+    let errors: u64 = by_status
+        .iter()
+        .filter(|(c, _)| **c != 200)
+        .map(|(_, n)| n)
+        .sum();
+    let _ = writeln!(
+        out,
+        "# HELP stratus_invocation_errors_total Invocations that did not succeed."
+    );
+    let _ = writeln!(out, "# TYPE stratus_invocation_errors_total counter");
+    let _ = writeln!(out, "stratus_invocation_errors_total {errors}");
+    let _ = writeln!(
+        out,
+        "# HELP stratus_cold_starts_total Invocations that started a new instance."
+    );
+    let _ = writeln!(out, "# TYPE stratus_cold_starts_total counter");
+    let _ = writeln!(
+        out,
+        "stratus_cold_starts_total {}",
+        m.cold_starts.load(Ordering::Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP stratus_invocation_duration_seconds Invocation duration."
+    );
+    let _ = writeln!(out, "# TYPE stratus_invocation_duration_seconds histogram");
+    for (i, b) in control::DURATION_BUCKETS_MS.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "stratus_invocation_duration_seconds_bucket{{le=\"{}\"}} {}",
+            b / 1000.0,
+            m.duration_buckets[i].load(Ordering::Relaxed)
+        );
+    }
+    let count = m.duration_buckets[control::DURATION_BUCKETS_MS.len()].load(Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "stratus_invocation_duration_seconds_bucket{{le=\"+Inf\"}} {count}"
+    );
+    let _ = writeln!(
+        out,
+        "stratus_invocation_duration_seconds_sum {}",
+        m.duration_sum_us.load(Ordering::Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(out, "stratus_invocation_duration_seconds_count {count}");
+    if let Some((busy, idle)) = st.control.instance_counts() {
+        let _ = writeln!(out, "# HELP stratus_instances Function instances by state.");
+        let _ = writeln!(out, "# TYPE stratus_instances gauge");
+        let _ = writeln!(out, "stratus_instances{{state=\"busy\"}} {busy}");
+        let _ = writeln!(out, "stratus_instances{{state=\"idle\"}} {idle}");
+    }
+    let _ = writeln!(
+        out,
+        "# HELP stratus_invocation_records_dropped_total Records the writer could not keep up with."
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE stratus_invocation_records_dropped_total counter"
+    );
+    let _ = writeln!(
+        out,
+        "stratus_invocation_records_dropped_total {}",
+        m.records_dropped.load(Ordering::Relaxed)
+    );
+    let mut r = (StatusCode::OK, out).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    r
 }
 
 pub(crate) fn unix_now() -> i64 {

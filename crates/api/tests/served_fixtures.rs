@@ -72,6 +72,8 @@ served! {
         GetFunctionAddress => (GetFunctionAddressRequest, GetFunctionAddressResponse),
         GetLayerVersion => (GetLayerVersionRequest, GetLayerVersionResponse),
         Invoke => (InvokeRequest, InvokeResponse),
+        GetFunctionLogs => (GetFunctionLogsRequest, GetFunctionLogsResponse),
+        GetRequestStatus => (GetRequestStatusRequest, GetRequestStatusResponse),
         InvokeFunction => (InvokeFunctionRequest, InvokeFunctionResponse),
         ListAliases => (ListAliasesRequest, ListAliasesResponse),
         ListFunctions => (ListFunctionsRequest, ListFunctionsResponse),

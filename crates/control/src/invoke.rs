@@ -123,7 +123,8 @@ impl Control {
         let spec = self
             .function_spec(caller, &key, &row, &snap, &inv.region)
             .await?;
-        engine
+        let start_ms = store::now_ms();
+        let outcome = engine
             .invoke(
                 &spec,
                 InvokeRequest {
@@ -133,9 +134,40 @@ impl Control {
             )
             .await
             .map_err(|e| match e {
-                EngineError::Throttled { scope, limit } => ControlError::Throttled { scope, limit },
+                EngineError::Throttled { scope, limit } => {
+                    self.metrics.observe(432, 0.0, false);
+                    ControlError::Throttled { scope, limit }
+                }
                 other => ControlError::Execution(other.to_string()),
-            })
+            })?;
+        let status = if outcome.result.is_ok() {
+            200
+        } else {
+            outcome.status_code
+        };
+        self.metrics
+            .observe(status, outcome.duration_ms, outcome.cold_start);
+        self.queue_record(store::InvocationRecord {
+            request_id: outcome.request_id.clone(),
+            app_id: caller.app_id,
+            namespace: key.namespace.clone(),
+            function_name: key.name.clone(),
+            qualifier: row.qualifier.clone(),
+            start_ms,
+            duration_us: (outcome.duration_ms * 1000.0) as i64,
+            bill_ms: outcome.bill_duration_ms,
+            memory_mb: snap.config.memory_size,
+            mem_bytes: outcome.mem_usage_bytes as i64,
+            status_code: i64::from(status),
+            ret_msg: if outcome.result.is_ok() {
+                outcome.ret_msg().to_string()
+            } else {
+                outcome.err_msg()
+            },
+            log: outcome.log.clone(),
+            cold_start: outcome.cold_start,
+        });
+        Ok(outcome)
     }
 
     /// The engine's view of a snapshot, with its code and layers unpacked on this node.

@@ -9,6 +9,7 @@ mod functions;
 mod invoke;
 mod layers;
 mod prepare;
+mod records;
 pub mod worker;
 
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
 pub use invoke::Invocation;
 pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
+pub use records::{DURATION_BUCKETS_MS, LogQuery, Metrics};
+pub use store::InvocationRecord;
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 
 /// Who is calling: every use case is scoped to this account.
@@ -65,6 +68,8 @@ pub struct Control {
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
+    pub(crate) recorder: Arc<records::Recorder>,
+    pub(crate) metrics: Arc<records::Metrics>,
 }
 
 impl Control {
@@ -75,6 +80,8 @@ impl Control {
             work: Arc::new(Notify::new()),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
+            recorder: Arc::new(records::Recorder::new()),
+            metrics: Arc::new(records::Metrics::default()),
         }
     }
 

@@ -9,6 +9,7 @@ mod blobs;
 mod db;
 mod error;
 mod functions;
+mod invocations;
 mod layers;
 mod ops;
 mod schema;
@@ -19,6 +20,7 @@ pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
+pub use invocations::{InvocationQuery, InvocationRecord};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
 

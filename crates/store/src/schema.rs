@@ -128,6 +128,28 @@ CREATE TABLE blobs (
 );
 "#;
 
+/// One row per invocation: its result, log and metering figures (GetFunctionLogs, GetRequestStatus, billing).
+const V4: &str = r#"
+CREATE TABLE invocations (
+    request_id TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    duration_us BIGINT NOT NULL,
+    bill_ms BIGINT NOT NULL,
+    memory_mb BIGINT NOT NULL,
+    mem_bytes BIGINT NOT NULL,
+    status_code BIGINT NOT NULL,
+    ret_msg TEXT NOT NULL,
+    log TEXT NOT NULL,
+    cold_start BIGINT NOT NULL
+);
+CREATE INDEX invocations_by_function ON invocations (app_id, namespace, function_name, start_ms);
+CREATE INDEX invocations_by_start ON invocations (start_ms);
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -146,5 +168,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "blobs shared through the database",
         sqlite: V3_SQLITE,
         postgres: V3_POSTGRES,
+    },
+    Migration {
+        version: 4,
+        name: "invocation records",
+        sqlite: V4,
+        postgres: V4,
     },
 ];

@@ -16,6 +16,7 @@ pub struct FileConfig {
     pub sqlite_sync: Option<String>,
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
+    pub log_retention_days: Option<u64>,
 }
 
 impl FileConfig {
@@ -39,6 +40,7 @@ pub struct Settings {
     pub sqlite_sync: store::SqliteSync,
     pub gc_interval_secs: u64,
     pub gc_grace_secs: u64,
+    pub log_retention_days: u64,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -94,6 +96,7 @@ impl Settings {
             sqlite_sync,
             gc_interval_secs: file.gc_interval_secs.unwrap_or(60),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
+            log_retention_days: file.log_retention_days.unwrap_or(7),
         })
     }
 }

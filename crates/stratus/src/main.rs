@@ -276,11 +276,15 @@ async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
         let mut rx = stop_rx.clone();
         let every = Duration::from_secs(settings.gc_interval_secs.max(1));
         let grace = Duration::from_secs(settings.gc_grace_secs);
+        let retention_ms = settings.log_retention_days as i64 * 24 * 3600 * 1000;
         tokio::spawn(async move {
             loop {
                 tokio::select! {
                     _ = tokio::time::sleep(every) => {}
                     _ = rx.changed() => break,
+                }
+                if let Err(e) = ctl.prune_records(retention_ms).await {
+                    tracing::warn!(error = %e, "invocation record pruning failed");
                 }
                 match ctl.collect_garbage(grace).await {
                     Ok(0) => {}
@@ -289,6 +293,11 @@ async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
                 }
             }
         })
+    };
+    let recorder = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
     let app = api::router(ctl.clone(), api::ApiConfig::default());
     tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
@@ -308,6 +317,7 @@ async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = gc.await;
+    let _ = recorder.await;
     engine.shutdown();
     ctl.store().close().await;
     Ok(())

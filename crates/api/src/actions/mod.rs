@@ -4,6 +4,7 @@ mod aliases;
 mod functions;
 mod invoke;
 mod layers;
+mod logs;
 mod namespaces;
 
 use base64::Engine;
@@ -128,7 +129,9 @@ pub const SERVED: &[&str] = &[
     "GetAlias",
     "GetFunction",
     "GetFunctionAddress",
+    "GetFunctionLogs",
     "GetLayerVersion",
+    "GetRequestStatus",
     "Invoke",
     "InvokeFunction",
     "ListAliases",
@@ -202,6 +205,8 @@ pub(crate) async fn dispatch(
         CopyFunction => functions::copy,
         Invoke => invoke::invoke,
         InvokeFunction => invoke::invoke_function,
+        GetFunctionLogs => logs::get_logs,
+        GetRequestStatus => logs::get_request_status,
         CreateAlias => aliases::create,
         GetAlias => aliases::get,
         UpdateAlias => aliases::update,
