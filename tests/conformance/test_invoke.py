@@ -276,3 +276,18 @@ def test_metrics_count_invocations(scf):
     assert 'stratus_invocations_total{status="200"}' in text
     assert "stratus_cold_starts_total" in text and "stratus_invocation_duration_seconds_bucket" in text
     assert 'stratus_instances{state="idle"}' in text
+
+
+def test_invoke_during_updating_runs_the_old_code(stratus):
+    # The update's preparation is held for a few seconds, so the function stays Updating while we invoke it.
+    from harness.api import Scf
+    server = stratus(failpoints="update-function=sleep(3000)")
+    scf = Scf(server.client(), server, server.creds)
+    name = scf.create_function(zip_bytes=pkg({"index.py": "def main_handler(e, c):\n    return 'old'\n"}))
+    assert invoke(scf, name)["RetMsg"] == '"old"'
+    scf.call("UpdateFunctionCode", {"FunctionName": name, "Code": {"ZipFile": zips.b64(
+        pkg({"index.py": "def main_handler(e, c):\n    return 'new'\n"}))}})
+    assert scf.get(name)["Status"] == "Updating"
+    assert invoke(scf, name)["RetMsg"] == '"old"'
+    assert scf.wait(name, timeout=20)["Status"] == "Active"
+    assert invoke(scf, name)["RetMsg"] == '"new"'
