@@ -16,7 +16,7 @@ use crate::server::Server;
 use crate::stats::Summary;
 
 /// The log filter a B1 server runs with: the worker's and the API's debug lines carry the server's timestamps.
-pub const LOG_FILTER: &str = "info,control::worker=debug,api::server=debug";
+pub const LOG_FILTER: &str = "info,control::worker=debug,api::server=debug,store::unzip=debug";
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -205,6 +205,37 @@ pub fn run(server: &Server, rounds: usize) -> anyhow::Result<Section> {
                             format!("  {a}: reply→commit (wake, work, commit)"),
                             Measure::Latency(s),
                         ));
+                    }
+                    // Where the worker's part goes, for the operations that unpack a new package.
+                    let unpacked: Vec<i64> = events
+                        .iter()
+                        .flatten()
+                        .filter(|e| e.event == Event::Unpacked)
+                        .map(|e| e.at_us)
+                        .collect();
+                    let split: Vec<(f64, f64)> = cm
+                        .iter()
+                        .zip(&h)
+                        .filter_map(|(c, (ok, _))| {
+                            let u = unpacked.iter().find(|u| *u >= ok && *u <= c)?;
+                            Some(((u - ok) as f64 / 1e3, (c - u) as f64 / 1e3))
+                        })
+                        .collect();
+                    if split.len() == got.len() {
+                        let (to_unpacked, to_commit): (Vec<f64>, Vec<f64>) =
+                            split.into_iter().unzip();
+                        for (what, v) in [
+                            ("reply→unpacked (wake, claim, read, unzip)", to_unpacked),
+                            ("unpacked→commit (check, finish commit)", to_commit),
+                        ] {
+                            if let Some(s) = Summary::of_ms(&v) {
+                                sec.push(Figure::new(
+                                    "B1",
+                                    format!("    {a}: {what}"),
+                                    Measure::Latency(s),
+                                ));
+                            }
+                        }
                     }
                 }
             }

@@ -11,6 +11,8 @@ pub enum Event {
     OpFinished { kind: String },
     /// The API answered a call successfully after `us` microseconds of handling.
     ApiOk { action: String, us: u64 },
+    /// A code package was unpacked (debug, target `store::unzip`).
+    Unpacked,
 }
 
 /// A timestamped event (microseconds since the Unix epoch).
@@ -112,6 +114,7 @@ pub fn parse_line(line: &str) -> Option<Stamped> {
             action: field(rest, "action")?.to_string(),
             us: field(rest, "us")?.parse().ok()?,
         },
+        "store::unzip:" if rest.trim_start().starts_with("unpacked archive") => Event::Unpacked,
         _ => return None,
     };
     Some(Stamped { at_us, event })
@@ -190,7 +193,9 @@ mod tests {
             None
         );
         assert_eq!(parse_line("stratus listening on http://127.0.0.1:1"), None);
-        let log = format!("{w}\nnoise\n{a}\n");
-        assert_eq!(parse_log(&log).len(), 2);
+        let u = "2025-01-02T03:04:05.100000Z DEBUG store::unzip: unpacked archive files=1 dirs=0 symlinks=0 bytes=910 dest=/tmp/x";
+        assert_eq!(parse_line(u).map(|s| s.event), Some(Event::Unpacked));
+        let log = format!("{w}\nnoise\n{a}\n{u}\n");
+        assert_eq!(parse_log(&log).len(), 3);
     }
 }

@@ -169,7 +169,7 @@ impl Figure {
     }
 
     pub fn line(&self) -> String {
-        let mut s = format!("{} {:<54} {}", self.bench, self.name, self.measure.text());
+        let mut s = format!("{} {:<64} {}", self.bench, self.name, self.measure.text());
         if let Some(f) = &self.floor {
             let ft = match &f.measure {
                 Measure::Latency(l) => format!("median {:.3} ms p99 {:.3} ms", l.median, l.p99),
@@ -276,7 +276,10 @@ pub fn machine() -> String {
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_default();
-    format!("{cores} cores ({cpu}), {mem} RAM, Linux {kernel}")
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    format!("{cores} cores ({cpu}), {mem} RAM, Linux {kernel}, load average at start {load}")
 }
 
 /// The command line as typed (arguments with spaces or quotes are quoted).
