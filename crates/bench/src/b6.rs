@@ -42,6 +42,7 @@ pub fn run(
     server: &Server,
     functions: usize,
     concurrency: usize,
+    backlog: usize,
     db: &str,
 ) -> anyhow::Result<Section> {
     if server.pid.is_none() {
@@ -76,75 +77,110 @@ pub fn run(
     // One package for all: B6 is about metadata at scale, and 100,000 distinct blobs would only measure the disk.
     let zip = base64(&python_zip("b6")?);
 
-    eprintln!("B6: registering {functions} functions at concurrency {concurrency}…");
-    let done = AtomicUsize::new(0);
-    let finished = AtomicBool::new(false);
-    let reg = std::thread::scope(|s| {
-        s.spawn(|| {
-            let started = Instant::now();
-            let mut last = Instant::now();
-            while !finished.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(100));
-                if last.elapsed() >= Duration::from_secs(10) {
-                    last = Instant::now();
-                    let n = done.load(Ordering::Relaxed);
-                    eprintln!(
-                        "B6:   {n} created in {:.0} s ({:.0}/s)",
-                        started.elapsed().as_secs_f64(),
-                        n as f64 / started.elapsed().as_secs_f64()
-                    );
-                }
-            }
-        });
-        let r = run_concurrent(ep, concurrency, functions, Some(&done), |c, i| {
-            let (a, ns, name) = placement(i);
-            create_function(c, &accounts[a], &ns, &name, &zip)
-        });
-        finished.store(true, Ordering::Relaxed);
-        r
-    })?;
-    // Wait until every namespace is all Active.
-    let mut left: Vec<(usize, String, u64)> = Vec::new();
+    // The namespaces in creation order, with how many functions each gets.
+    let mut namespaces: Vec<(usize, String, u64)> = Vec::new();
     for a in 0..accounts_needed {
         let holds = (functions - a * PER_ACCOUNT).min(PER_ACCOUNT);
         for ns in 0..holds.div_ceil(PER_NAMESPACE) {
             let n = (holds - ns * PER_NAMESPACE).min(PER_NAMESPACE) as u64;
-            left.push((a, namespace_name(ns), n));
+            namespaces.push((a, namespace_name(ns), n));
         }
     }
-    // Operations run oldest first, so namespaces complete in creation order: poll the first incomplete one only
-    // (every 100 ms, to leave the server's cores to the workers).
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    let mut polls = 0u64;
-    let all_active = loop {
-        let Some((a, ns, n)) = left.first().cloned() else {
-            break Instant::now();
-        };
-        polls += 1;
-        if count_status(&mut c, &accounts[a], &ns, "Active")? >= n {
-            left.remove(0);
-            continue;
+    eprintln!(
+        "B6: registering {functions} functions at concurrency {concurrency}, at most {} waiting for the workers…",
+        if backlog == 0 {
+            "all".to_string()
+        } else {
+            backlog.to_string()
         }
-        if polls.is_multiple_of(50) {
-            if count_status(&mut c, &accounts[a], &ns, "CreateFailed")? > 0 {
-                bail!("functions of account {a} namespace {ns} became CreateFailed");
+    );
+    let done = AtomicUsize::new(0);
+    // Namespaces (in creation order) whose functions are all Active.
+    let complete = AtomicUsize::new(0);
+    let abort = AtomicBool::new(false);
+    let started = Instant::now();
+    let (reg, all_active) = std::thread::scope(|s| {
+        // Operations run oldest first, so namespaces become all Active in creation order: watch the first one
+        // that is not yet, every 20 ms.
+        let watcher = s.spawn(|| -> anyhow::Result<Instant> {
+            let fail = |e: anyhow::Error| {
+                abort.store(true, Ordering::SeqCst);
+                e
+            };
+            let mut c = Client::connect(ep).map_err(fail)?;
+            let deadline = Instant::now() + Duration::from_secs(1800);
+            let mut last_report = Instant::now();
+            for (k, (a, ns, n)) in namespaces.iter().enumerate() {
+                let mut polls = 0u64;
+                loop {
+                    if abort.load(Ordering::SeqCst) {
+                        bail!("registration aborted");
+                    }
+                    if count_status(&mut c, &accounts[*a], ns, "Active").map_err(fail)? >= *n {
+                        break;
+                    }
+                    polls += 1;
+                    if polls.is_multiple_of(100)
+                        && count_status(&mut c, &accounts[*a], ns, "CreateFailed").map_err(fail)?
+                            > 0
+                    {
+                        return Err(fail(anyhow::anyhow!(
+                            "functions of account {a} namespace {ns} became CreateFailed"
+                        )));
+                    }
+                    if Instant::now() >= deadline {
+                        return Err(fail(anyhow::anyhow!(
+                            "namespace {k} of {} is not all Active after 30 minutes",
+                            namespaces.len()
+                        )));
+                    }
+                    if last_report.elapsed() >= Duration::from_secs(10) {
+                        last_report = Instant::now();
+                        eprintln!(
+                            "B6:   {:.0} s: {} created, {} Active",
+                            started.elapsed().as_secs_f64(),
+                            done.load(Ordering::Relaxed),
+                            k * PER_NAMESPACE
+                        );
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                complete.store(k + 1, Ordering::SeqCst);
             }
-            eprintln!(
-                "B6:   {} namespaces of 1,000 not all Active yet",
-                left.len()
-            );
+            Ok(Instant::now())
+        });
+        let r = run_concurrent(ep, concurrency, functions, Some(&done), |c, i| {
+            // Keep at most `backlog` functions waiting for the workers.
+            while backlog > 0 && i >= complete.load(Ordering::SeqCst) * PER_NAMESPACE + backlog {
+                if abort.load(Ordering::SeqCst) {
+                    bail!("registration aborted");
+                }
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let (a, ns, name) = placement(i);
+            create_function(c, &accounts[a], &ns, &name, &zip)
+        });
+        if r.is_err() {
+            abort.store(true, Ordering::SeqCst);
         }
-        if Instant::now() >= deadline {
-            bail!(
-                "{} namespaces still have functions that are not Active",
-                left.len()
-            );
+        let w = watcher
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the watcher panicked")));
+        match (r, w) {
+            (_, Err(e)) | (Err(e), _) => Err(e),
+            (Ok(r), Ok(w)) => Ok((r, w)),
         }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    })?;
     sec.push(Figure::new(
         "B6",
-        "registration: creates → all Active",
+        format!(
+            "registration: creates → all Active (backlog ≤ {})",
+            if backlog == 0 {
+                "all".to_string()
+            } else {
+                backlog.to_string()
+            }
+        ),
         Measure::Rate {
             count: functions,
             secs: (all_active - reg.start).as_secs_f64(),
