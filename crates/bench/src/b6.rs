@@ -94,6 +94,7 @@ pub fn run(
             backlog.to_string()
         }
     );
+    let server_cpu0 = server.cpu();
     let done = AtomicUsize::new(0);
     // Namespaces (in creation order) whose functions are all Active.
     let complete = AtomicUsize::new(0);
@@ -187,6 +188,17 @@ pub fn run(
             unit: "functions/s",
         },
     ));
+    if let Some(cpu) = server
+        .cpu()
+        .zip(server_cpu0)
+        .map(|(b, a)| b.saturating_sub(a))
+    {
+        sec.note(format!(
+            "registration used {:.1} s of server CPU (user+system), {:.2} ms per function",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e3 / functions as f64
+        ));
+    }
     let mem_line = |sec: &mut Section, what: &str, target: Option<Target>| -> anyhow::Result<()> {
         if let Some(m) = server.mem() {
             let m = m?;

@@ -164,6 +164,28 @@ pub fn read_mem(pid: u32) -> anyhow::Result<Mem> {
     })
 }
 
+/// User plus system CPU time from the text of `/proc/PID/stat`, in clock ticks.
+pub fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    // The command name is in parentheses and may hold spaces: count fields after the last `)`.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // Fields 3.. of proc(5) follow; utime and stime are fields 14 and 15.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// The CPU time a process has used (user + system).
+pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let path = format!("/proc/{pid}/stat");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+    let ticks = parse_stat_cpu_ticks(&text).ok_or_else(|| anyhow!("malformed {path}"))?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = if hz > 0 { hz as u64 } else { 100 };
+    Ok(Duration::from_micros(ticks * 1_000_000 / hz))
+}
+
 /// How to start a server.
 #[derive(Debug, Clone)]
 pub struct ServerOpts {
@@ -347,6 +369,11 @@ impl Server {
         self.pid.map(read_mem)
     }
 
+    /// The server's CPU time so far (a spawned server only).
+    pub fn cpu(&self) -> Option<Duration> {
+        self.pid.and_then(|p| cpu_time(p).ok())
+    }
+
     /// The metadata database's size: the SQLite file plus its WAL, or `pg_database_size`.
     pub fn db_size(&self) -> Option<anyhow::Result<DbSize>> {
         let url = self.database_url.as_ref()?;
@@ -482,6 +509,15 @@ mod tests {
         assert_eq!(parse_status_kib(s, "Threads"), None, "no kB unit");
         assert_eq!(parse_status_kib(s, "VmSwap"), None);
         assert_eq!(parse_status_kib("VmRSS:\tlots kB\n", "VmRSS"), None);
+    }
+
+    #[test]
+    fn stat_cpu_ticks() {
+        let stat = "1234 (tokio rt) worker) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 8 0 100 0 0";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(325));
+        assert_eq!(parse_stat_cpu_ticks("1234 (x) S 1 2"), None);
+        assert_eq!(parse_stat_cpu_ticks("no parenthesis"), None);
+        assert!(cpu_time(std::process::id()).is_ok());
     }
 
     #[test]
