@@ -62,8 +62,10 @@ pub struct BenchArgs {
     /// Use a running server at http://HOST:PORT instead of starting one (B1 and B2 only).
     #[arg(long, requires_all = ["secret_id", "secret_key"])]
     pub endpoint: Option<String>,
+    /// The running server's API key (with --endpoint).
     #[arg(long, requires = "endpoint")]
     pub secret_id: Option<String>,
+    /// The secret of that key (with --endpoint).
     #[arg(long, requires = "endpoint")]
     pub secret_key: Option<String>,
     /// Print one JSON document instead of lines.
