@@ -49,6 +49,8 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Run the lifecycle and scale benchmarks (B1, B2, B6) against a server it starts.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -93,6 +95,10 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if let Command::Bench(args) = &cli.command {
+        // Blocking and threaded: it runs outside the async runtime.
+        return bench::run(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -165,6 +171,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Command::Bench(_) => unreachable!("bench runs before the runtime starts"),
         Command::Key { command } => match command {
             KeyCommand::Create { common, app_id } => {
                 let ctl = open(&Settings::resolve(&common, None, None)?).await?;

@@ -1,0 +1,160 @@
+//! `stratus bench`: the lifecycle and scale benchmarks of `spec/performance.md` (B1, B2, B6), run against a real
+//! server that this binary starts as a child process (or a running one), each figure printed with its median,
+//! p99, the floor measured in the same run, the ratio and the target.
+
+pub mod b1;
+pub mod b2;
+pub mod b6;
+pub mod fixture;
+pub mod http;
+pub mod logs;
+pub mod report;
+pub mod scf;
+pub mod server;
+pub mod stats;
+
+use std::io::Write;
+
+use anyhow::bail;
+
+use crate::http::{Creds, Endpoint};
+use crate::report::Section;
+use crate::server::{DbChoice, Server, ServerOpts};
+
+/// Which benchmarks to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Which {
+    B1,
+    B2,
+    B6,
+    All,
+}
+
+/// `stratus bench` flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// The benchmark to run (`all`: B1, B2 and B6, each on a fresh server).
+    #[arg(value_enum)]
+    pub which: Which,
+    /// `sqlite` (default: a fresh database in a temporary directory), `postgres` (a fresh database made through
+    /// the admin URL in STRATUS_TEST_DATABASE_URL, dropped at the end) or a `postgres://` admin URL.
+    #[arg(long, value_name = "sqlite|postgres|URL")]
+    pub database_url: Option<String>,
+    /// B6: how many functions to register.
+    #[arg(long, default_value_t = 100_000)]
+    pub functions: usize,
+    /// B6: how many created functions may wait for the workers at a time (0: no limit). The server's claim
+    /// query slows down with the backlog, so an unbounded registration takes far longer.
+    #[arg(long, default_value_t = 2000)]
+    pub backlog: usize,
+    /// B1: calls of each kind.
+    #[arg(long, default_value_t = 200)]
+    pub rounds: usize,
+    /// B2: functions to create.
+    #[arg(long, default_value_t = 1000)]
+    pub creates: usize,
+    /// Concurrent clients for B2 and B6's registration.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// The spawned server's lifecycle workers (default: the server's own default).
+    #[arg(long)]
+    pub workers: Option<usize>,
+    /// Use a running server at http://HOST:PORT instead of starting one (B1 and B2 only).
+    #[arg(long, requires_all = ["secret_id", "secret_key"])]
+    pub endpoint: Option<String>,
+    /// The running server's API key (with --endpoint).
+    #[arg(long, requires = "endpoint")]
+    pub secret_id: Option<String>,
+    /// The secret of that key (with --endpoint).
+    #[arg(long, requires = "endpoint")]
+    pub secret_key: Option<String>,
+    /// Print one JSON document instead of lines.
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn server_for(args: &BenchArgs, db: &DbChoice, log_filter: &str) -> anyhow::Result<Server> {
+    if let Some(url) = &args.endpoint {
+        return Ok(Server::external(
+            Endpoint::parse(url)?,
+            Creds {
+                secret_id: args.secret_id.clone().unwrap_or_default(),
+                secret_key: args.secret_key.clone().unwrap_or_default(),
+            },
+        ));
+    }
+    Server::spawn(&ServerOpts {
+        db: db.clone(),
+        workers: args.workers,
+        log_filter: log_filter.to_string(),
+    })
+}
+
+/// Runs the chosen benchmarks and prints their figures.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let db = DbChoice::parse(
+        args.database_url.as_deref(),
+        std::env::var("STRATUS_TEST_DATABASE_URL").ok(),
+    )?;
+    if args.endpoint.is_some() && args.database_url.is_some() {
+        bail!(
+            "--database-url chooses the database of a server the bench starts; it does not apply with --endpoint"
+        );
+    }
+    if args.endpoint.is_some() && matches!(args.which, Which::B6 | Which::All) {
+        bail!("B6 creates accounts on the server's database: run it without --endpoint");
+    }
+    let db_name = if args.endpoint.is_some() {
+        "the running server's database"
+    } else {
+        db.name()
+    };
+    let command = report::command_line();
+    let date = format!("{} UTC", model::time::format_ms(report::now_ms()));
+    let machine = report::machine();
+    if !args.json {
+        println!("stratus bench — {date}\ncommand: {command}\nmachine: {machine}");
+    }
+    let want = |w: Which| args.which == w || args.which == Which::All;
+    let mut sections: Vec<Section> = Vec::new();
+    let mut emit = |s: Section| -> anyhow::Result<()> {
+        if !args.json {
+            let mut out = std::io::stdout().lock();
+            s.print(&mut out)?;
+            out.flush()?;
+        }
+        sections.push(s);
+        Ok(())
+    };
+    if want(Which::B1) {
+        let server = server_for(args, &db, b1::LOG_FILTER)?;
+        emit(b1::run(&server, args.rounds)?)?;
+    }
+    if want(Which::B2) {
+        let server = server_for(args, &db, "info")?;
+        emit(b2::run(&server, args.creates, args.concurrency, db_name)?)?;
+    }
+    if want(Which::B6) {
+        let server = server_for(args, &db, "info")?;
+        emit(b6::run(
+            &server,
+            args.functions,
+            args.concurrency,
+            args.backlog,
+            db_name,
+        )?)?;
+    }
+    if args.json {
+        let doc = serde_json::json!({
+            "command": command,
+            "date": date,
+            "machine": machine,
+            "sqlite_sync": std::env::var("STRATUS_SQLITE_SYNC").unwrap_or_else(|_| "full".into()),
+            "sections": sections.iter().map(Section::json).collect::<Vec<_>>(),
+        });
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", serde_json::to_string_pretty(&doc)?)?;
+        out.flush()?;
+    }
+    Ok(())
+}
