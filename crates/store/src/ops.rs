@@ -98,13 +98,15 @@ impl Store {
     ) -> Result<Option<ClaimedOp>> {
         let pick = match self.db.dialect {
             Dialect::Sqlite => {
-                "SELECT id FROM operations WHERE state = 'pending' AND lease_until < $3 ORDER BY created_ms LIMIT 1"
+                "SELECT id FROM operations WHERE state = 'pending' AND +lease_until < $3 ORDER BY created_ms LIMIT 1"
             }
             Dialect::Postgres => {
-                "SELECT id FROM operations WHERE state = 'pending' AND lease_until < $3 ORDER BY created_ms LIMIT 1 FOR UPDATE SKIP LOCKED"
+                "SELECT id FROM operations WHERE state = 'pending' AND +lease_until < $3 ORDER BY created_ms LIMIT 1 FOR UPDATE SKIP LOCKED"
             }
         };
-        // The outer conditions are checked again on the row itself, so two racing claimers cannot both win.
+        // The candidate comes from the partial index of pending operations in creation order (`+lease_until` keeps
+        // the planner off the lease index, which would sort every pending operation). The outer conditions are
+        // checked again on the row itself, so two racing claimers cannot both win.
         let sql = format!(
             "UPDATE operations SET attempt = attempt + 1, lease_owner = $1, lease_until = $2, updated_ms = $3 \
              WHERE id = ({pick}) AND state = 'pending' AND lease_until < $3 \

@@ -150,6 +150,13 @@ CREATE INDEX invocations_by_function ON invocations (app_id, namespace, function
 CREATE INDEX invocations_by_start ON invocations (start_ms);
 "#;
 
+/// Claiming walks the pending operations in creation order; with only the (state, lease) index every claim sorted
+/// all of them.
+const V5: &str = r#"
+CREATE INDEX operations_pending ON operations (created_ms) WHERE state = 'pending';
+DROP INDEX operations_due;
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -174,5 +181,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "invocation records",
         sqlite: V4,
         postgres: V4,
+    },
+    Migration {
+        version: 5,
+        name: "pending operations in creation order",
+        sqlite: V5,
+        postgres: V5,
     },
 ];

@@ -7,7 +7,9 @@ use std::sync::{Arc, Barrier};
 use serde_json::{Value, json};
 use testkit::{Backend, Client, on_both_backends, wait_function_gone, wait_status, zips};
 
-use crate::{SETTLE, create_active, create_body, reasons, s, start};
+#[cfg(feature = "failpoints")]
+use crate::reasons;
+use crate::{SETTLE, create_active, create_body, s, start};
 
 /// The mutating calls of the table, with a body for function `name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
