@@ -31,11 +31,16 @@ impl Rng {
 }
 
 fn zip_with(source: &[u8]) -> anyhow::Result<Vec<u8>> {
+    zip_file("index.py", source)
+}
+
+/// A zip holding one file.
+pub fn zip_file(name: &str, source: &[u8]) -> anyhow::Result<Vec<u8>> {
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         .unix_permissions(0o644);
-    w.start_file("index.py", opts)?;
+    w.start_file(name, opts)?;
     w.write_all(source)?;
     Ok(w.finish()?.into_inner())
 }

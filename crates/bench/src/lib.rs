@@ -7,6 +7,7 @@ pub mod b2;
 pub mod b6;
 pub mod fixture;
 pub mod http;
+pub mod invoke;
 pub mod logs;
 pub mod report;
 pub mod scf;
@@ -27,6 +28,8 @@ pub enum Which {
     B1,
     B2,
     B6,
+    /// B3, B4, B5 and B7: invocation latency, throughput, cold start and instance footprint.
+    Invoke,
     All,
 }
 
@@ -68,6 +71,18 @@ pub struct BenchArgs {
     /// The secret of that key (with --endpoint).
     #[arg(long, requires = "endpoint")]
     pub secret_key: Option<String>,
+    /// B3: sequential warm calls.
+    #[arg(long, default_value_t = 5000)]
+    pub calls: usize,
+    /// B4: concurrent clients.
+    #[arg(long, default_value_t = 8)]
+    pub clients: usize,
+    /// B4: seconds of load.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// B5: cold starts per runtime.
+    #[arg(long, default_value_t = 20)]
+    pub colds: usize,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -143,6 +158,12 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             args.backlog,
             db_name,
         )?)?;
+    }
+    if want(Which::Invoke) {
+        let server = server_for(args, &db, "info")?;
+        for s in invoke::run(&server, args.calls, args.clients, args.seconds, args.colds)? {
+            emit(s)?;
+        }
     }
     if args.json {
         let doc = serde_json::json!({
