@@ -253,7 +253,7 @@ pub fn run(
         Figure::new("B3", "Invoke, warm Python echo", Measure::Latency(warm))
             .floor(
                 "the same client against a minimal echo server",
-                Measure::Latency(floor.clone()),
+                Measure::Latency(floor),
             )
             .target(Target::Latency {
                 median_ms: Some(0.2),
@@ -364,7 +364,7 @@ pub fn run(
         let cold = Summary::of_ms(&cold).ok_or_else(|| anyhow!("no samples"))?;
         b5.push(
             Figure::new("B5", format!("{runtime} Coldstart"), Measure::Latency(cold))
-                .floor(fname, Measure::Latency(floor.clone()))
+                .floor(fname, Measure::Latency(floor))
                 .target(Target::Latency {
                     median_ms: Some(target),
                     p99_ms: None,
