@@ -17,6 +17,32 @@ pub struct FileConfig {
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
     pub log_retention_days: Option<u64>,
+    #[serde(default)]
+    pub execution: ExecutionConfig,
+}
+
+/// The `[execution]` table: interpreters and instance limits.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutionConfig {
+    /// The interpreter for every `Python3.*` runtime (default: the host's `python3`, resolved to its real path).
+    pub python3: Option<PathBuf>,
+    /// The interpreter for every `Nodejs*` runtime (default: the host's `node`).
+    pub node: Option<PathBuf>,
+    /// Exact runtime names mapped to interpreters (e.g. `"Python3.6" = "/opt/python3.6/bin/python3"`).
+    #[serde(default)]
+    pub runtimes: std::collections::HashMap<String, PathBuf>,
+    /// Runtime names this installation refuses.
+    #[serde(default)]
+    pub disabled_runtimes: Vec<String>,
+    /// Concurrent invocations of one function (default: the account quota, 128).
+    pub max_per_function: Option<u32>,
+    /// Concurrent invocations of one account (default: 128).
+    pub max_per_account: Option<u32>,
+    /// Instances kept in all (idle ones beyond it are evicted, least recently used first).
+    pub max_instances: Option<u32>,
+    /// Seconds an idle instance is kept (default 600).
+    pub idle_secs: Option<u64>,
 }
 
 impl FileConfig {
@@ -41,6 +67,7 @@ pub struct Settings {
     pub gc_interval_secs: u64,
     pub gc_grace_secs: u64,
     pub log_retention_days: u64,
+    pub execution: ExecutionConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -97,6 +124,37 @@ impl Settings {
             gc_interval_secs: file.gc_interval_secs.unwrap_or(60),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
+            execution: file.execution,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn execution_table_parses() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            listen = "127.0.0.1:9100"
+            [execution]
+            node = "/usr/bin/node"
+            max_per_function = 4
+            disabled_runtimes = ["Python3.6"]
+            [execution.runtimes]
+            "Python3.10" = "/usr/bin/python3"
+            "#,
+        )
+        .expect("parses");
+        assert_eq!(f.listen.as_deref(), Some("127.0.0.1:9100"));
+        assert_eq!(f.execution.max_per_function, Some(4));
+        assert_eq!(f.execution.disabled_runtimes, ["Python3.6"]);
+        assert_eq!(
+            f.execution.runtimes.get("Python3.10"),
+            Some(&PathBuf::from("/usr/bin/python3"))
+        );
+        assert!(toml::from_str::<FileConfig>("[execution]\nbogus = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
     }
 }

@@ -234,7 +234,11 @@ async fn shutdown_signal() {
 
 /// The execution plane: sandboxed instances, or (only when the operator asks) plain processes for development.
 /// Without the privileges the sandbox needs, the server refuses to start.
-fn execution(unsandboxed: bool, data_dir: &Path) -> anyhow::Result<engine::Engine> {
+fn execution(
+    unsandboxed: bool,
+    data_dir: &Path,
+    exec: &config::ExecutionConfig,
+) -> anyhow::Result<engine::Engine> {
     let launcher: std::sync::Arc<dyn engine::Launcher> = if unsandboxed {
         tracing::warn!(
             "UNSANDBOXED DEVELOPMENT MODE: function code runs as ordinary processes of this user, with no isolation; never use this with untrusted code"
@@ -253,17 +257,30 @@ fn execution(unsandboxed: bool, data_dir: &Path) -> anyhow::Result<engine::Engin
     // Concurrency: calls beyond these limits are refused at once (432), never queued. Sleeping or waiting calls
     // cost memory, not cores, so the limits follow the account's concurrency quota rather than the core count.
     let limits = model::Limits::default();
+    let defaults = engine::EngineConfig::default();
+    let quota = limits.concurrent_executions as u32;
     let cfg = engine::EngineConfig {
-        max_per_function: limits.concurrent_executions as u32,
-        max_per_account: limits.concurrent_executions as u32,
-        ..engine::EngineConfig::default()
+        max_per_function: exec.max_per_function.unwrap_or(quota),
+        max_per_account: exec.max_per_account.unwrap_or(quota),
+        max_instances: exec.max_instances.unwrap_or(defaults.max_instances),
+        idle_ttl: exec
+            .idle_secs
+            .map(Duration::from_secs)
+            .unwrap_or(defaults.idle_ttl),
+        runtimes: engine::RuntimeConfig {
+            python3: exec.python3.clone(),
+            node: exec.node.clone(),
+            overrides: exec.runtimes.clone(),
+            disabled: exec.disabled_runtimes.clone(),
+        },
+        ..defaults
     };
     Ok(engine::Engine::new(cfg, launcher))
 }
 
 async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
-    let engine = execution(unsandboxed, &settings.data_dir)?;
+    let engine = execution(unsandboxed, &settings.data_dir, &settings.execution)?;
     let ctl = ctl.with_engine(engine.clone());
     ensure_dev_account(&ctl, &settings.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
