@@ -220,6 +220,11 @@ impl Control {
 
     /// A package unpacked on this node (fetched from the shared store first on a cluster).
     async fn unpacked(&self, sha256: &str) -> Result<PathBuf> {
+        // A tree is renamed into place only once complete: if it is there, it is ready (the warm path).
+        let path = self.store.blobs.unpacked_path(sha256);
+        if path.is_dir() {
+            return Ok(path);
+        }
         self.store.ensure_local_blob(sha256).await?;
         let blobs = self.store.blobs.clone();
         let limits = self.cfg.prepare.clone();

@@ -29,6 +29,9 @@ pub use records::{DURATION_BUCKETS_MS, LogQuery, Metrics};
 pub use store::InvocationRecord;
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 
+type KeyCache =
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String, Caller)>>;
+
 /// Who is calling: every use case is scoped to this account.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
@@ -69,6 +72,8 @@ pub struct Control {
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
     pub(crate) recorder: Arc<records::Recorder>,
+    /// SecretId → (when read, secret, account): see `api_key`.
+    keys: Arc<KeyCache>,
     pub(crate) metrics: Arc<records::Metrics>,
 }
 
@@ -81,6 +86,7 @@ impl Control {
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
             recorder: Arc::new(records::Recorder::new()),
+            keys: Arc::new(KeyCache::default()),
             metrics: Arc::new(records::Metrics::default()),
         }
     }
@@ -100,8 +106,16 @@ impl Control {
     }
 
     /// Resolves a SecretId to its secret and the calling account (the API layer checks the signature).
+    /// Known keys are remembered for a short while, so that a busy client's calls do not each read the database.
     pub async fn api_key(&self, secret_id: &str) -> Result<Option<(String, Caller)>> {
-        Ok(self.store.api_key(secret_id).await?.map(|k| {
+        const KEEP: std::time::Duration = std::time::Duration::from_secs(30);
+        if let Ok(cache) = self.keys.lock()
+            && let Some((at, key, caller)) = cache.get(secret_id)
+            && at.elapsed() < KEEP
+        {
+            return Ok(Some((key.clone(), caller.clone())));
+        }
+        let found = self.store.api_key(secret_id).await?.map(|k| {
             (
                 k.secret_key,
                 Caller {
@@ -109,7 +123,19 @@ impl Control {
                     uin: k.uin,
                 },
             )
-        }))
+        });
+        if let Some((key, caller)) = &found
+            && let Ok(mut cache) = self.keys.lock()
+        {
+            if cache.len() > 10_000 {
+                cache.clear();
+            }
+            cache.insert(
+                secret_id.to_string(),
+                (std::time::Instant::now(), key.clone(), caller.clone()),
+            );
+        }
+        Ok(found)
     }
 
     /// The installation's secret for signing code download links (shared by every node through the database).
