@@ -291,3 +291,13 @@ def test_invoke_during_updating_runs_the_old_code(stratus):
     assert invoke(scf, name)["RetMsg"] == '"old"'
     assert scf.wait(name, timeout=20)["Status"] == "Active"
     assert invoke(scf, name)["RetMsg"] == '"new"'
+
+
+def test_results_over_six_megabytes_are_refused(scf):
+    name = scf.create_function(zip_bytes=pkg({"index.py": "def main_handler(e, c):\n    return 'x' * (7 * 1024 * 1024)\n"}),
+                               MemorySize=256)
+    r = invoke(scf, name)
+    e = err(r)
+    assert r["RetMsg"] == "" and e["statusCode"] == 430 and "6 MB" in e["errorMessage"], e
+    big = json.dumps({"blob": "y" * (6 * 1024 * 1024 + 10)})
+    scf.error("InvalidParameter.RequestTooLarge", "Invoke", {"FunctionName": name, "ClientContext": big})
