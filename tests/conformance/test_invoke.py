@@ -301,3 +301,40 @@ def test_results_over_six_megabytes_are_refused(scf):
     assert r["RetMsg"] == "" and e["statusCode"] == 430 and "6 MB" in e["errorMessage"], e
     big = json.dumps({"blob": "y" * (6 * 1024 * 1024 + 10)})
     scf.error("InvalidParameter.RequestTooLarge", "Invoke", {"FunctionName": name, "ClientContext": big})
+
+
+FORK_BOMB = """import os, time
+def main_handler(event, context):
+    n = 0
+    try:
+        while n < 5000:
+            if os.fork() == 0:
+                time.sleep(20)
+                os._exit(0)
+            n += 1
+    except OSError:
+        pass
+    return n
+"""
+
+
+def test_fork_bomb_is_contained_and_runtime_apis_are_private(scf):
+    # A custom runtime instance listens on 127.0.0.1:9001 inside its own network namespace.
+    custom = scf.create_function(zip_bytes=pkg({"scf_bootstrap": BOOTSTRAP}, {"scf_bootstrap": 0o755}),
+                                 runtime="CustomRuntime", handler=None)
+    assert json.loads(invoke(scf, custom)["RetMsg"])["custom"] is True
+    probe = scf.create_function(zip_bytes=pkg({"index.py": PROBE}))
+    out = json.loads(invoke(scf, probe, {"paths": [], "port": 9001})["RetMsg"])
+    assert out["api"] != "reached", "another instance's runtime API must be unreachable"
+    bomb = scf.create_function(zip_bytes=pkg({"index.py": FORK_BOMB}), Timeout=30)
+    result = invoke(scf, bomb)
+    if result["InvokeResult"] == 0:
+        # Stopped by the process limit.
+        forked = json.loads(result["RetMsg"])
+        assert 0 < forked < 1024, forked
+    else:
+        # Or by the memory limit first: the instance is killed whole.
+        assert err(result)["statusCode"] == 434, result
+    # The host is unharmed: other functions still start and run.
+    again = scf.create_function(zip_bytes=pkg({"index.py": "def main_handler(e, c):\n    return 'fine'\n"}))
+    assert invoke(scf, again)["RetMsg"] == '"fine"'
