@@ -35,7 +35,6 @@ impl From<ControlError> for ApiError {
         let message = e.to_string();
         let code: String = match &e {
             ControlError::Invalid(v) => format!("InvalidParameterValue.{}", v.field),
-            ControlError::Missing(_) => "MissingParameter".into(),
             ControlError::FunctionNotFound { .. } => "ResourceNotFound.Function".into(),
             ControlError::NamespaceNotFound(_) => "ResourceNotFound.Namespace".into(),
             ControlError::VersionNotFound { .. } => "ResourceNotFound.Version".into(),

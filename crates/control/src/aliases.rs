@@ -5,6 +5,16 @@ use store::StoreError;
 
 use crate::{Caller, Control, ControlError, Result};
 
+/// A CreateAlias / UpdateAlias request, decoded.
+#[derive(Debug, Clone)]
+pub struct AliasSpec {
+    pub name: String,
+    pub function_version: String,
+    pub routing: RoutingConfig,
+    /// `None`: empty on create, unchanged on update.
+    pub description: Option<String>,
+}
+
 impl Control {
     /// A version an alias may point to must exist (or be `$LATEST`) and not be going away.
     async fn check_alias_target(&self, key: &FunctionKey, version: &str) -> Result<()> {
@@ -88,8 +98,17 @@ impl Control {
         caller: &Caller,
         namespace: &str,
         function: &str,
-        alias: Alias,
+        spec: AliasSpec,
     ) -> Result<()> {
+        let now = store::now_ms();
+        let alias = Alias {
+            name: spec.name,
+            function_version: spec.function_version,
+            routing: spec.routing,
+            description: spec.description.unwrap_or_default(),
+            add_ms: now,
+            mod_ms: now,
+        };
         validate::alias_name(&alias.name)?;
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
@@ -151,16 +170,27 @@ impl Control {
             .collect())
     }
 
+    /// UpdateAlias: a new target and routing (no routing clears it); the description is kept unless given.
     pub async fn update_alias(
         &self,
         caller: &Caller,
         namespace: &str,
         function: &str,
-        alias: Alias,
+        spec: AliasSpec,
     ) -> Result<()> {
+        let current = self
+            .get_alias(caller, namespace, function, &spec.name)
+            .await?;
+        let alias = Alias {
+            name: spec.name,
+            function_version: spec.function_version,
+            routing: spec.routing,
+            description: spec.description.unwrap_or(current.description),
+            add_ms: current.add_ms,
+            mod_ms: store::now_ms(),
+        };
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
-        self.latest(&key).await?;
         self.check_alias_target(&key, &alias.function_version)
             .await?;
         self.check_routing(&key, &alias.function_version, &alias.routing)

@@ -8,9 +8,6 @@ pub enum ControlError {
     /// A parameter value SCF would refuse (`InvalidParameterValue.<field>`).
     #[error(transparent)]
     Invalid(#[from] InvalidValue),
-    /// A required parameter is absent.
-    #[error("the required parameter {0} is missing")]
-    Missing(&'static str),
     #[error("function {name} does not exist in namespace {namespace}")]
     FunctionNotFound { namespace: String, name: String },
     #[error("namespace {0} does not exist")]

@@ -12,6 +12,9 @@ use store::FunctionRow;
 
 use crate::{Caller, Control, ControlError, Result};
 
+/// Largest result of a synchronous invocation.
+pub const MAX_RESULT_BYTES: usize = 6 * 1024 * 1024;
+
 /// One synchronous invocation, decoded.
 #[derive(Debug, Clone)]
 pub struct Invocation {
@@ -124,7 +127,7 @@ impl Control {
             .function_spec(caller, &key, &row, &snap, &inv.region)
             .await?;
         let start_ms = store::now_ms();
-        let outcome = engine
+        let mut outcome = engine
             .invoke(
                 &spec,
                 InvokeRequest {
@@ -140,6 +143,19 @@ impl Control {
                 }
                 other => ControlError::Execution(other.to_string()),
             })?;
+        // A synchronous result is capped like the event: the function's own error (430).
+        if let Ok(ret) = &outcome.result
+            && ret.len() > MAX_RESULT_BYTES
+        {
+            outcome.result = Err(engine::FunctionError::new(
+                engine::status::USER_EXCEPTION,
+                format!(
+                    "the function returned {} bytes; a synchronous invocation returns at most 6 MB",
+                    ret.len()
+                ),
+            ));
+            outcome.status_code = engine::status::USER_EXCEPTION;
+        }
         let status = if outcome.result.is_ok() {
             200
         } else {

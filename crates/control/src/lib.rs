@@ -19,15 +19,16 @@ use store::Store;
 use tokio::sync::Notify;
 
 pub use accounts::{AccountUsage, NewAccount};
+pub use aliases::AliasSpec;
 pub use engine::{FunctionError, InvokeOutcome};
 pub use error::{ControlError, Result};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
 pub use invoke::Invocation;
 pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
-pub use records::{DURATION_BUCKETS_MS, LogQuery, Metrics};
-pub use store::InvocationRecord;
+pub use records::{DURATION_BUCKETS_MS, Metrics};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
+pub use store::{InvocationQuery, InvocationRecord};
 
 type KeyCache =
     std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String, Caller)>>;

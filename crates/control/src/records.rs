@@ -65,23 +65,6 @@ impl Recorder {
     }
 }
 
-/// A GetFunctionLogs / GetRequestStatus query, decoded.
-#[derive(Debug, Clone, Default)]
-pub struct LogQuery {
-    pub namespace: String,
-    pub name: String,
-    pub qualifier: Option<String>,
-    pub request_id: Option<String>,
-    pub start_ms: Option<i64>,
-    pub end_ms: Option<i64>,
-    pub succeeded: Option<bool>,
-    pub status_code: Option<i64>,
-    pub order_by: &'static str,
-    pub descending: bool,
-    pub offset: i64,
-    pub limit: i64,
-}
-
 impl Control {
     pub fn metrics(&self) -> &Metrics {
         &self.metrics
@@ -140,14 +123,15 @@ impl Control {
         batch.clear();
     }
 
-    /// The stored invocations of a function (GetFunctionLogs, GetRequestStatus).
+    /// The stored invocations of a function (GetFunctionLogs, GetRequestStatus), always of the caller's account.
     pub async fn invocation_records(
         &self,
         caller: &Caller,
-        q: &LogQuery,
+        mut q: InvocationQuery,
     ) -> Result<(Vec<InvocationRecord>, i64)> {
-        let key = self.key(caller, &q.namespace, &q.name);
-        self.latest(&key).await?;
+        q.app_id = caller.app_id;
+        self.latest(&self.key(caller, &q.namespace, &q.function_name))
+            .await?;
         if q.limit < 0 || q.offset < 0 || q.offset + q.limit > 10_000 {
             return Err(model::InvalidValue::new(
                 "Limit",
@@ -155,24 +139,7 @@ impl Control {
             )
             .into());
         }
-        self.store
-            .invocations(&InvocationQuery {
-                app_id: caller.app_id,
-                namespace: q.namespace.clone(),
-                function_name: q.name.clone(),
-                qualifier: q.qualifier.clone(),
-                request_id: q.request_id.clone(),
-                start_ms: q.start_ms,
-                end_ms: q.end_ms,
-                succeeded: q.succeeded,
-                status_code: q.status_code,
-                order_by: q.order_by,
-                descending: q.descending,
-                offset: q.offset,
-                limit: q.limit,
-            })
-            .await
-            .map_err(ControlError::from)
+        self.store.invocations(&q).await.map_err(ControlError::from)
     }
 
     /// Forgets invocation records older than `retention_ms`.

@@ -114,7 +114,6 @@ impl Store {
             texts.push(v.clone());
             n += 1;
         }
-        let text_count = texts.len();
         for (col, op, v) in [
             ("start_ms", ">=", q.start_ms),
             ("start_ms", "<=", q.end_ms),
@@ -149,7 +148,7 @@ impl Store {
             .bind(q.app_id)
             .bind(&q.namespace)
             .bind(&q.function_name);
-        for t in &texts[..text_count] {
+        for t in &texts {
             count = count.bind(t.clone());
             list = list.bind(t.clone());
         }

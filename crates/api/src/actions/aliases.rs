@@ -1,6 +1,6 @@
 //! Aliases.
 
-use model::Alias;
+use control::AliasSpec;
 
 use super::Cx;
 use super::{namespace, required_str};
@@ -10,60 +10,45 @@ use crate::wire;
 
 type R<T> = Result<T, ApiError>;
 
-fn alias(
-    name: String,
-    version: String,
+fn spec(
+    name: Option<String>,
+    version: Option<String>,
     routing: Option<&wire::RoutingConfig>,
     description: Option<String>,
-) -> Alias {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
-    Alias {
-        name,
-        function_version: version,
+) -> R<AliasSpec> {
+    Ok(AliasSpec {
+        name: required_str(name, "Name")?,
+        function_version: required_str(version, "FunctionVersion")?,
         routing: routing_in(routing),
-        description: description.unwrap_or_default(),
-        add_ms: now,
-        mod_ms: now,
-    }
+        description,
+    })
 }
 
 pub(crate) async fn create(cx: &Cx, r: wire::CreateAliasRequest) -> R<wire::CreateAliasResponse> {
-    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
-    let a = alias(
-        required_str(r.name, "Name")?,
-        required_str(r.function_version, "FunctionVersion")?,
+    let a = spec(
+        r.name,
+        r.function_version,
         r.routing_config.as_ref(),
         r.description,
-    );
-    ctl.create_alias(caller, &namespace(r.namespace), &f, a)
+    )?;
+    cx.ctl
+        .create_alias(&cx.caller, &namespace(r.namespace), &f, a)
         .await?;
     Ok(wire::CreateAliasResponse::default())
 }
 
 pub(crate) async fn update(cx: &Cx, r: wire::UpdateAliasRequest) -> R<wire::UpdateAliasResponse> {
-    let (ctl, caller) = (&cx.ctl, &cx.caller);
     let f = required_str(r.function_name, "FunctionName")?;
-    let ns = namespace(r.namespace);
-    let name = required_str(r.name, "Name")?;
-    let current = ctl.get_alias(caller, &ns, &f, &name).await?;
-    let mut a = alias(
-        name,
-        required_str(r.function_version, "FunctionVersion")?,
+    let a = spec(
+        r.name,
+        r.function_version,
         r.routing_config.as_ref(),
         r.description,
-    );
-    if r.routing_config.is_none() {
-        a.routing = Default::default();
-    }
-    if a.description.is_empty() {
-        a.description = current.description;
-    }
-    a.add_ms = current.add_ms;
-    ctl.update_alias(caller, &ns, &f, a).await?;
+    )?;
+    cx.ctl
+        .update_alias(&cx.caller, &namespace(r.namespace), &f, a)
+        .await?;
     Ok(wire::UpdateAliasResponse::default())
 }
 

@@ -13,9 +13,6 @@ type R<T> = Result<T, ApiError>;
 /// SCF's runtime status for a call refused over the concurrency limit.
 const THROTTLED: u16 = 432;
 
-/// SCF's runtime status for an error of the function's own making.
-const USER_ERROR: u16 = 430;
-
 /// Largest synchronous event (and result).
 const MAX_EVENT_BYTES: usize = 6 * 1024 * 1024;
 
@@ -73,33 +70,20 @@ fn log_tail(log_type: Option<&str>) -> R<bool> {
 /// SCF reports a function's own failure inside `Result`; a throttled call is the runtime status 432.
 fn result(outcome: Result<InvokeOutcome, ControlError>, tail: bool) -> R<wire::Result> {
     match outcome {
-        Ok(mut o) => {
-            if let Ok(ret) = &o.result
-                && ret.len() > MAX_EVENT_BYTES
-            {
-                o.result = Err(control::FunctionError::new(
-                    USER_ERROR,
-                    format!(
-                        "the function returned {} bytes; a synchronous invocation returns at most 6 MB",
-                        ret.len()
-                    ),
-                ));
-            }
-            Ok(wire::Result {
-                log: Some(if tail {
-                    o.log_tail().to_string()
-                } else {
-                    String::new()
-                }),
-                ret_msg: Some(o.ret_msg().to_string()),
-                err_msg: Some(o.err_msg()),
-                mem_usage: Some(o.mem_usage_bytes as i64),
-                duration: Some(o.duration_ms),
-                bill_duration: Some(o.bill_duration_ms),
-                invoke_result: Some(if o.result.is_ok() { 0 } else { -1 }),
-                function_request_id: Some(o.request_id),
-            })
-        }
+        Ok(o) => Ok(wire::Result {
+            log: Some(if tail {
+                o.log_tail().to_string()
+            } else {
+                String::new()
+            }),
+            ret_msg: Some(o.ret_msg().to_string()),
+            err_msg: Some(o.err_msg()),
+            mem_usage: Some(o.mem_usage_bytes as i64),
+            duration: Some(o.duration_ms),
+            bill_duration: Some(o.bill_duration_ms),
+            invoke_result: Some(if o.result.is_ok() { 0 } else { -1 }),
+            function_request_id: Some(o.request_id),
+        }),
         Err(ControlError::Throttled { scope, limit }) => {
             let err = control::FunctionError::new(
                 THROTTLED,

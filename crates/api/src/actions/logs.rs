@@ -1,6 +1,6 @@
 //! GetFunctionLogs and GetRequestStatus, over the stored invocation records.
 
-use control::{InvocationRecord, LogQuery};
+use control::{InvocationQuery, InvocationRecord};
 use model::time::{format_ms, parse_ms};
 
 use super::{Cx, namespace, required_str};
@@ -75,9 +75,10 @@ pub(crate) async fn get_logs(
             ));
         }
     };
-    let q = LogQuery {
+    let q = InvocationQuery {
+        app_id: 0, // the control plane scopes the query to the caller
         namespace: namespace(r.namespace),
-        name: name.clone(),
+        function_name: name,
         qualifier: r.qualifier.filter(|q| !q.is_empty()),
         request_id: r.function_request_id.filter(|q| !q.is_empty()),
         start_ms: time(r.start_time, "StartTime")?,
@@ -89,7 +90,7 @@ pub(crate) async fn get_logs(
         offset: r.offset.unwrap_or(0),
         limit: r.limit.unwrap_or(10),
     };
-    let (records, total) = cx.ctl.invocation_records(&cx.caller, &q).await?;
+    let (records, total) = cx.ctl.invocation_records(&cx.caller, q).await?;
     Ok(wire::GetFunctionLogsResponse {
         total_count: Some(total),
         data: Some(
@@ -123,18 +124,18 @@ pub(crate) async fn get_request_status(
 ) -> R<wire::GetRequestStatusResponse> {
     let name = required_str(r.function_name, "FunctionName")?;
     let request_id = required_str(r.function_request_id, "FunctionRequestId")?;
-    let q = LogQuery {
+    let q = InvocationQuery {
         namespace: namespace(r.namespace),
-        name,
+        function_name: name,
         request_id: Some(request_id),
         start_ms: time(r.start_time, "StartTime")?,
         end_ms: time(r.end_time, "EndTime")?,
         order_by: "start_ms",
         descending: true,
         limit: 10,
-        ..LogQuery::default()
+        ..InvocationQuery::default()
     };
-    let (records, total) = cx.ctl.invocation_records(&cx.caller, &q).await?;
+    let (records, total) = cx.ctl.invocation_records(&cx.caller, q).await?;
     Ok(wire::GetRequestStatusResponse {
         total_count: Some(total),
         data: Some(
