@@ -417,7 +417,40 @@ async fn update_with_publish_publishes_the_applied_snapshot(b: Backend) {
     assert_eq!(versions.total, 3, "$LATEST, 1 and 2");
 }
 
+/// An operation whose workers keep dying is not retried forever: past `max_attempts` it ends in its failed
+/// status with a reason, so nothing stays in a transitional status.
+async fn an_operation_that_keeps_dying_gives_up(b: Backend) {
+    let env = Env::new(&b).await;
+    env.create("cursed", zips::python_hello())
+        .await
+        .expect("create");
+    let store = env.ctl.store();
+    let max = env.ctl.config().max_attempts;
+    for i in 0..max {
+        // Each claim's lease is already over when it returns: as if its worker died at once.
+        let op = store
+            .claim_op(&format!("doomed/{i}"), store::now_ms(), -1)
+            .await
+            .expect("claim")
+            .expect("the create operation");
+        assert_eq!(op.attempt, i + 1);
+    }
+    assert_eq!(env.status("cursed").await, FunctionStatus::Creating);
+    assert!(env.ctl.run_one("last/0").await.expect("run_one"));
+    let row = env.row("cursed", None).await;
+    assert_eq!(row.status, FunctionStatus::CreateFailed);
+    assert_eq!(row.reasons.len(), 1);
+    assert_eq!(row.reasons[0].code, "InternalError");
+    assert!(
+        row.reasons[0].message.contains("gave up"),
+        "{:?}",
+        row.reasons
+    );
+    assert_eq!(env.pending_ops().await, 0);
+}
+
 on_both_backends_async!(
+    an_operation_that_keeps_dying_gives_up,
     acceptance_table,
     racing_calls_one_wins,
     dead_workers_operation_is_resumed,
