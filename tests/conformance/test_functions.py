@@ -757,3 +757,17 @@ def test_list_functions_bad_order_values(scf):
     scf.error("InvalidParameterValue.Order", "ListFunctions", Order="UP")
     # Assumption: the field is spelled Orderby in this action; either spelling of the code accepted.
     scf.error(("InvalidParameterValue.Orderby", "InvalidParameterValue.OrderBy"), "ListFunctions", Orderby="Colour")
+
+
+def test_kept_integration_settings_are_bounded(scf):
+    # Settings Stratus keeps without acting on them are capped (tags as SCF's tag service caps them), so what lives
+    # in every snapshot stays small.
+    many = [{"Key": f"k{i}", "Value": "v"} for i in range(51)]
+    scf.error("InvalidParameterValue.LimitExceeded", "CreateFunction", create_params(unique("tags"), Tags=many))
+    long_key = [{"Key": "k" * 128, "Value": "v"}]
+    scf.error("InvalidParameterValue.LimitExceeded", "CreateFunction", create_params(unique("tags"), Tags=long_key))
+    name = scf.create_function(Tags=[{"Key": "team", "Value": "core"}])
+    huge = {"VpcId": "vpc-" + "a" * 20_000, "SubnetId": "subnet-1"}
+    scf.error("InvalidParameterValue.LimitExceeded", "UpdateFunctionConfiguration",
+              {"FunctionName": name, "VpcConfig": huge})
+    assert scf.get(name)["Status"] == "Active"

@@ -266,6 +266,49 @@ def test_invocations_are_recorded_for_logs_and_request_status(scf):
     scf.error("ResourceNotFound.Function", "GetFunctionLogs", {"FunctionName": "nosuchfunction"})
 
 
+BIG_OUTPUT = """def main_handler(event, context):
+    print('L' * 100_000)
+    if event.get('big'):
+        return 'x' * (6 * 1024 * 1024 - 16)
+    return event.get('n')
+"""
+
+
+def test_logs_of_six_megabyte_results_stay_within_the_reply_budget(scf):
+    # Stored records keep 16 KiB of a result and 64 KiB of a log (head and tail); one reply carries at most 4 MiB
+    # of them, so a page can end before Limit and the client pages on from where it ended.
+    name = scf.create_function(zip_bytes=pkg({"index.py": BIG_OUTPUT}), MemorySize=256)
+    big = [invoke(scf, name, {"big": True}) for _ in range(2)]
+    assert all(len(r["RetMsg"]) > 6_000_000 for r in big), "the synchronous caller gets the whole result"
+    ids = {r["FunctionRequestId"] for r in big}
+    ids |= {invoke(scf, name, {"n": i})["FunctionRequestId"] for i in range(70)}
+    import time as _time
+    for _ in range(100):
+        page = scf.call("GetFunctionLogs", {"FunctionName": name, "Limit": 100})
+        if page["TotalCount"] == len(ids):
+            break
+        _time.sleep(0.1)
+    assert page["TotalCount"] == 72, page["TotalCount"]
+    size = len(json.dumps(page))
+    assert size < 4.5 * 1024 * 1024, f"reply of {size} bytes"
+    assert 40 <= len(page["Data"]) < 72, len(page["Data"])
+    for d in page["Data"]:
+        assert len(d["Log"]) <= 64 * 1024 + 100 and "bytes of log cut" in d["Log"], len(d["Log"])
+        assert f"Report RequestId:{d['RequestId']}" in d["Log"], "the tail of the log is kept"
+        assert len(d["RetMsg"]) <= 16 * 1024 + 100
+    seen = [d["RequestId"] for d in page["Data"]]
+    while len(seen) < 72:
+        more = scf.call("GetFunctionLogs", {"FunctionName": name, "Limit": 100, "Offset": len(seen)})["Data"]
+        assert more, "paging on always advances"
+        seen += [d["RequestId"] for d in more]
+    assert set(seen) == ids and len(seen) == 72
+    stored_big = [scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": r["FunctionRequestId"]})
+                  for r in big]
+    for s in stored_big:
+        ret = s["Data"][0]["RetMsg"]
+        assert "[truncated: " in ret and len(ret) < 16 * 1024 + 100, ret[-60:]
+
+
 def test_metrics_count_invocations(scf):
     import urllib.request
     name = scf.create_function(zip_bytes=pkg({"index.py": "def main_handler(e, c):\n    return 1\n"}))

@@ -37,6 +37,30 @@ pub(crate) fn snapshot_key(row_id: &str, snap: &Snapshot) -> String {
     format!("{row_id}:{}", &hex::encode(digest)[..16])
 }
 
+/// Pool keys by (record, revision). Every write of a record bumps its revision, so the serving snapshot of a
+/// revision never changes and its key is hashed once, not on every invocation.
+#[derive(Default)]
+pub(crate) struct SnapshotKeys(std::sync::Mutex<std::collections::HashMap<(String, i64), String>>);
+
+impl SnapshotKeys {
+    /// Revisions remembered before the map starts over (each entry is a few dozen bytes).
+    const MAX: usize = 4096;
+
+    pub(crate) fn get(&self, row: &FunctionRow, snap: &Snapshot) -> String {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let k = (row.id.clone(), row.rev);
+        if let Some(v) = map.get(&k) {
+            return v.clone();
+        }
+        let v = snapshot_key(&row.id, snap);
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(k, v.clone());
+        v
+    }
+}
+
 /// A uniform number in [0, 1).
 fn uniform() -> f64 {
     (uuid::Uuid::new_v4().as_u128() >> 75) as f64 / (1u64 << 53) as f64
@@ -176,11 +200,17 @@ impl Control {
             mem_bytes: outcome.mem_usage_bytes as i64,
             status_code: i64::from(status),
             ret_msg: if outcome.result.is_ok() {
-                outcome.ret_msg().to_string()
+                crate::records::stored_result(
+                    outcome.ret_msg(),
+                    crate::records::RECORD_RESULT_BYTES,
+                )
             } else {
-                outcome.err_msg()
+                crate::records::stored_result(
+                    &outcome.err_msg(),
+                    crate::records::RECORD_RESULT_BYTES,
+                )
             },
-            log: outcome.log.clone(),
+            log: crate::records::stored_log(&outcome.log, crate::records::RECORD_LOG_BYTES),
             cold_start: outcome.cold_start,
         });
         Ok(outcome)
@@ -210,7 +240,7 @@ impl Control {
         }
         let c = &snap.config;
         Ok(FunctionSpec {
-            key: snapshot_key(&row.id, snap),
+            key: self.snapshot_keys.get(row, snap),
             app_id: caller.app_id.to_string(),
             uin: caller.uin.clone(),
             region: region.to_string(),

@@ -28,7 +28,7 @@ pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
 pub use records::{DURATION_BUCKETS_MS, Metrics};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
-pub use store::{InvocationQuery, InvocationRecord};
+pub use store::{InvocationOrder, InvocationQuery, InvocationRecord};
 
 type KeyCache =
     std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String, Caller)>>;
@@ -76,6 +76,8 @@ pub struct Control {
     /// SecretId → (when read, secret, account): see `api_key`.
     keys: Arc<KeyCache>,
     pub(crate) metrics: Arc<records::Metrics>,
+    /// Pool keys of serving snapshots, hashed once per record revision.
+    pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
 }
 
 impl Control {
@@ -86,9 +88,10 @@ impl Control {
             work: Arc::new(Notify::new()),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
-            recorder: Arc::new(records::Recorder::new()),
+            recorder: Arc::new(records::Recorder::new(records::RECORD_QUEUE_BYTES)),
             keys: Arc::new(KeyCache::default()),
             metrics: Arc::new(records::Metrics::default()),
+            snapshot_keys: Arc::new(invoke::SnapshotKeys::default()),
         }
     }
 

@@ -18,6 +18,12 @@ pub struct Limits {
     pub unpacked_bytes_max: u64,
     pub environment_bytes_max: usize,
     pub description_chars_max: usize,
+    /// Largest JSON of one kept integration setting (`VpcConfig`, `ProtocolParams`, …), in bytes.
+    pub stored_setting_bytes_max: usize,
+    /// Largest JSON of all kept integration settings of one function together, in bytes.
+    pub stored_settings_bytes_max: usize,
+    /// Most tags on one function.
+    pub tags_max: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +42,9 @@ impl Default for Limits {
             unpacked_bytes_max: 500 * 1024 * 1024,
             environment_bytes_max: 4096,
             description_chars_max: 1000,
+            stored_setting_bytes_max: 16 * 1024,
+            stored_settings_bytes_max: 64 * 1024,
+            tags_max: 50,
         }
     }
 }

@@ -349,6 +349,75 @@ pub fn config(c: &crate::FunctionConfig, limits: &Limits) -> Result {
             ),
         ));
     }
+    stored_settings(&c.stored, limits)
+}
+
+/// The integration settings Stratus keeps without acting on them (`VpcConfig`, `Tags`, `ProtocolParams`, …): each
+/// at most `stored_setting_bytes_max` of JSON and all together at most `stored_settings_bytes_max`, so that what
+/// lives in every snapshot stays small; `Tags` as SCF's tag service bounds them (at most 50, keys of 1 to 127
+/// characters, values of at most 255).
+pub fn stored_settings(
+    stored: &std::collections::BTreeMap<String, serde_json::Value>,
+    limits: &Limits,
+) -> Result {
+    let mut total = 0usize;
+    for (name, v) in stored {
+        let bytes = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+        if bytes > limits.stored_setting_bytes_max {
+            return Err(InvalidValue::new(
+                "LimitExceeded",
+                format!(
+                    "{name} is {bytes} bytes of JSON; a setting may be at most {} bytes.",
+                    limits.stored_setting_bytes_max
+                ),
+            ));
+        }
+        total = total.saturating_add(bytes);
+    }
+    if total > limits.stored_settings_bytes_max {
+        return Err(InvalidValue::new(
+            "LimitExceeded",
+            format!(
+                "the integration settings are {total} bytes of JSON together; at most {} bytes are kept.",
+                limits.stored_settings_bytes_max
+            ),
+        ));
+    }
+    if let Some(tags) = stored.get("Tags") {
+        tags_within_limits(tags, limits)?;
+    }
+    Ok(())
+}
+
+fn tags_within_limits(tags: &serde_json::Value, limits: &Limits) -> Result {
+    let list = tags.as_array().map(Vec::as_slice).unwrap_or_default();
+    if list.len() > limits.tags_max {
+        return Err(InvalidValue::new(
+            "LimitExceeded",
+            format!(
+                "{} tags given; a function has at most {}.",
+                list.len(),
+                limits.tags_max
+            ),
+        ));
+    }
+    for t in list {
+        let text = |k: &str| t.get(k).and_then(|v| v.as_str()).unwrap_or("");
+        let (key, value) = (text("Key"), text("Value"));
+        let key_chars = key.chars().count();
+        if key_chars == 0 || key_chars > 127 {
+            return Err(InvalidValue::new(
+                "LimitExceeded",
+                format!("tag key `{key}` must have 1 to 127 characters."),
+            ));
+        }
+        if value.chars().count() > 255 {
+            return Err(InvalidValue::new(
+                "LimitExceeded",
+                format!("the value of tag `{key}` has more than 255 characters."),
+            ));
+        }
+    }
     Ok(())
 }
 
@@ -467,5 +536,52 @@ mod tests {
         assert!(flag("DnsCache", "true").is_err());
         assert!(function_type("HTTP").is_ok());
         assert!(function_type("http").is_err());
+    }
+
+    #[test]
+    fn kept_settings_are_bounded() {
+        use serde_json::json;
+        let l = Limits::default();
+        let kept = |pairs: Vec<(&str, serde_json::Value)>| {
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<std::collections::BTreeMap<_, _>>()
+        };
+        let small = kept(vec![(
+            "VpcConfig",
+            json!({"VpcId": "vpc-1", "SubnetId": "subnet-1"}),
+        )]);
+        assert!(stored_settings(&small, &l).is_ok());
+        let one_big = kept(vec![(
+            "ProtocolParams",
+            json!({"x": "p".repeat(16 * 1024)}),
+        )]);
+        assert_eq!(
+            stored_settings(&one_big, &l).map_err(|e| e.field),
+            Err("LimitExceeded")
+        );
+        let many: Vec<_> = ["A", "B", "C", "D", "E"]
+            .iter()
+            .map(|k| (*k, json!("s".repeat(15 * 1024))))
+            .collect();
+        let err = stored_settings(&kept(many), &l).expect_err("over the total");
+        assert!(err.message.contains("together"), "{}", err.message);
+        let tags = |n: usize, key: &str, value: &str| {
+            kept(vec![(
+                "Tags",
+                json!(
+                    (0..n)
+                        .map(|_| json!({"Key": key, "Value": value}))
+                        .collect::<Vec<_>>()
+                ),
+            )])
+        };
+        assert!(stored_settings(&tags(50, "team", "core"), &l).is_ok());
+        assert!(stored_settings(&tags(51, "team", "core"), &l).is_err());
+        assert!(stored_settings(&tags(1, "", "core"), &l).is_err());
+        assert!(stored_settings(&tags(1, &"k".repeat(128), "v"), &l).is_err());
+        assert!(stored_settings(&tags(1, "k", &"v".repeat(256)), &l).is_err());
+        assert!(stored_settings(&tags(1, "k", &"v".repeat(255)), &l).is_ok());
     }
 }

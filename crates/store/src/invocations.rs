@@ -27,6 +27,27 @@ pub struct InvocationRecord {
     pub cold_start: bool,
 }
 
+/// How records are sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InvocationOrder {
+    #[default]
+    StartTime,
+    Duration,
+    MemUsage,
+    FunctionName,
+}
+
+impl InvocationOrder {
+    fn column(self) -> &'static str {
+        match self {
+            InvocationOrder::StartTime => "start_ms",
+            InvocationOrder::Duration => "duration_us",
+            InvocationOrder::MemUsage => "mem_bytes",
+            InvocationOrder::FunctionName => "function_name",
+        }
+    }
+}
+
 /// Which records to read.
 #[derive(Debug, Clone, Default)]
 pub struct InvocationQuery {
@@ -41,11 +62,23 @@ pub struct InvocationQuery {
     pub succeeded: Option<bool>,
     /// Only this status code.
     pub status_code: Option<i64>,
-    /// `start_ms`, `duration_us`, `mem_bytes` or `function_name`.
-    pub order_by: &'static str,
+    pub order_by: InvocationOrder,
     pub descending: bool,
     pub offset: i64,
     pub limit: i64,
+    /// Whether to read the log too (GetRequestStatus shows none); without it `log` is empty.
+    pub with_log: bool,
+    /// Stop adding records once their results and logs reach this many bytes (the first record always comes):
+    /// a page then holds fewer than `limit` records and the caller pages on from where it ended.
+    pub max_bytes: usize,
+}
+
+/// Records are read in chunks of this many rows, so that no more than one chunk is held beyond the byte budget.
+const CHUNK_ROWS: i64 = 32;
+
+/// What a record weighs against a byte budget: its texts plus a fixed allowance for the other fields.
+pub fn record_weight(r: &InvocationRecord) -> usize {
+    r.ret_msg.len() + r.log.len() + r.request_id.len() + r.function_name.len() + 256
 }
 
 fn record(r: &AnyRow) -> Result<InvocationRecord> {
@@ -62,9 +95,29 @@ fn record(r: &AnyRow) -> Result<InvocationRecord> {
         mem_bytes: r.try_get("mem_bytes")?,
         status_code: r.try_get("status_code")?,
         ret_msg: r.try_get("ret_msg")?,
-        log: r.try_get("log")?,
+        log: r.try_get("log").unwrap_or_default(),
         cold_start: r.try_get::<i64, _>("cold_start")? != 0,
     })
+}
+
+/// `sql` with the query's filter values bound in the order `invocations` numbered them.
+fn bind_query<'q>(
+    sql: &'q str,
+    q: &InvocationQuery,
+    texts: &[String],
+    ints: &[i64],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    let mut query = sqlx::query(sql)
+        .bind(q.app_id)
+        .bind(q.namespace.clone())
+        .bind(q.function_name.clone());
+    for t in texts {
+        query = query.bind(t.clone());
+    }
+    for i in ints {
+        query = query.bind(*i);
+    }
+    query
 }
 
 impl Store {
@@ -98,7 +151,7 @@ impl Store {
         Ok(())
     }
 
-    /// Records matching a query, sorted and paged, with the total before paging.
+    /// Records matching a query, sorted and paged within the query's byte budget, with the total before paging.
     pub async fn invocations(&self, q: &InvocationQuery) -> Result<(Vec<InvocationRecord>, i64)> {
         let mut filter = String::from("app_id = $1 AND namespace = $2 AND function_name = $3");
         let mut texts: Vec<String> = Vec::new();
@@ -130,39 +183,52 @@ impl Store {
             Some(false) => filter.push_str(" AND status_code <> 200"),
             None => {}
         }
-        let order = match q.order_by {
-            "duration_us" | "mem_bytes" | "function_name" | "start_ms" => q.order_by,
-            _ => "start_ms",
-        };
+        let order = q.order_by.column();
         let dir = if q.descending { "DESC" } else { "ASC" };
+        let columns = if q.with_log {
+            "request_id, app_id, namespace, function_name, qualifier, start_ms, duration_us, \
+             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start"
+        } else {
+            "request_id, app_id, namespace, function_name, qualifier, start_ms, duration_us, \
+             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, cold_start"
+        };
         let count_sql = format!("SELECT COUNT(*) AS n FROM invocations WHERE {filter}");
         let list_sql = format!(
-            "SELECT * FROM invocations WHERE {filter} ORDER BY {order} {dir}, request_id LIMIT ${n} OFFSET ${}",
+            "SELECT {columns} FROM invocations WHERE {filter} ORDER BY {order} {dir}, request_id LIMIT ${n} OFFSET ${}",
             n + 1
         );
-        let mut count = sqlx::query(&count_sql)
-            .bind(q.app_id)
-            .bind(&q.namespace)
-            .bind(&q.function_name);
-        let mut list = sqlx::query(&list_sql)
-            .bind(q.app_id)
-            .bind(&q.namespace)
-            .bind(&q.function_name);
-        for t in &texts {
-            count = count.bind(t.clone());
-            list = list.bind(t.clone());
+        let bind_filter = |sql| bind_query(sql, q, &texts, &ints);
+        let total: i64 = bind_filter(&count_sql)
+            .fetch_one(&self.db.read)
+            .await?
+            .try_get("n")?;
+        let mut out = Vec::new();
+        let mut bytes = 0usize;
+        let mut offset = q.offset;
+        let end = q.offset.saturating_add(q.limit.max(0));
+        'chunks: while offset < end {
+            let take = (end - offset).min(CHUNK_ROWS);
+            let rows = bind_filter(&list_sql)
+                .bind(take)
+                .bind(offset)
+                .fetch_all(&self.db.read)
+                .await?;
+            let got = rows.len() as i64;
+            for row in &rows {
+                let rec = record(row)?;
+                let w = record_weight(&rec);
+                if !out.is_empty() && bytes.saturating_add(w) > q.max_bytes {
+                    break 'chunks;
+                }
+                bytes = bytes.saturating_add(w);
+                out.push(rec);
+            }
+            if got < take {
+                break;
+            }
+            offset += got;
         }
-        for i in &ints {
-            count = count.bind(*i);
-            list = list.bind(*i);
-        }
-        let total: i64 = count.fetch_one(&self.db.read).await?.try_get("n")?;
-        let rows = list
-            .bind(q.limit)
-            .bind(q.offset)
-            .fetch_all(&self.db.read)
-            .await?;
-        Ok((rows.iter().map(record).collect::<Result<Vec<_>>>()?, total))
+        Ok((out, total))
     }
 
     /// Forgets records that started before `before_ms` (retention). Returns how many.

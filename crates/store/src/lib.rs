@@ -20,7 +20,7 @@ pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
-pub use invocations::{InvocationQuery, InvocationRecord};
+pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
 

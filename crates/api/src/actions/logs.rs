@@ -1,6 +1,6 @@
 //! GetFunctionLogs and GetRequestStatus, over the stored invocation records.
 
-use control::{InvocationQuery, InvocationRecord};
+use control::{InvocationOrder, InvocationQuery, InvocationRecord};
 use model::time::{format_ms, parse_ms};
 
 use super::{Cx, namespace, required_str};
@@ -52,10 +52,10 @@ pub(crate) async fn get_logs(
         }
     };
     let order_by = match r.order_by.as_deref() {
-        None | Some("") | Some("start_time") => "start_ms",
-        Some("duration") => "duration_us",
-        Some("mem_usage") => "mem_bytes",
-        Some("function_name") => "function_name",
+        None | Some("") | Some("start_time") => InvocationOrder::StartTime,
+        Some("duration") => InvocationOrder::Duration,
+        Some("mem_usage") => InvocationOrder::MemUsage,
+        Some("function_name") => InvocationOrder::FunctionName,
         Some(o) => {
             return Err(ApiError::invalid_value(
                 "OrderBy",
@@ -89,6 +89,8 @@ pub(crate) async fn get_logs(
         descending,
         offset: r.offset.unwrap_or(0),
         limit: r.limit.unwrap_or(10),
+        with_log: true,
+        max_bytes: 0, // the control plane sets the reply's budget
     };
     let (records, total) = cx.ctl.invocation_records(&cx.caller, q).await?;
     Ok(wire::GetFunctionLogsResponse {
@@ -130,7 +132,7 @@ pub(crate) async fn get_request_status(
         request_id: Some(request_id),
         start_ms: time(r.start_time, "StartTime")?,
         end_ms: time(r.end_time, "EndTime")?,
-        order_by: "start_ms",
+        order_by: InvocationOrder::StartTime,
         descending: true,
         limit: 10,
         ..InvocationQuery::default()
