@@ -12,6 +12,7 @@ pub mod logs;
 pub mod report;
 pub mod scf;
 pub mod server;
+pub mod soak;
 pub mod stats;
 
 use std::io::Write;
@@ -30,6 +31,8 @@ pub enum Which {
     B6,
     /// B3, B4, B5 and B7: invocation latency, throughput, cold start and instance footprint.
     Invoke,
+    /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
+    Soak,
     All,
 }
 
@@ -83,6 +86,9 @@ pub struct BenchArgs {
     /// B5: cold starts per runtime.
     #[arg(long, default_value_t = 20)]
     pub colds: usize,
+    /// Soak: minutes of load (the first sixth, at least one, is warm-up).
+    #[arg(long, default_value_t = 30)]
+    pub minutes: usize,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -164,6 +170,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         for s in invoke::run(&server, args.calls, args.clients, args.seconds, args.colds)? {
             emit(s)?;
         }
+    }
+    if args.which == Which::Soak {
+        let server = server_for(args, &db, "info")?;
+        emit(soak::run(&server, args.minutes, args.clients)?)?;
     }
     if args.json {
         let doc = serde_json::json!({

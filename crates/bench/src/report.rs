@@ -25,6 +25,8 @@ pub enum Measure {
         unit: &'static str,
     },
     Bytes(u64),
+    /// A number of things (open files, threads).
+    Count(u64, &'static str),
 }
 
 impl Measure {
@@ -46,6 +48,16 @@ impl Measure {
                 self.per_sec().unwrap_or(0.0)
             ),
             Measure::Bytes(b) => format!("{:>9.1} MiB ({b} B)", mib(*b)),
+            Measure::Count(n, unit) => format!("{n:>9} {unit}"),
+        }
+    }
+
+    /// The value compared by a growth target.
+    fn amount(&self) -> Option<f64> {
+        match self {
+            Measure::Bytes(b) => Some(*b as f64),
+            Measure::Count(n, _) => Some(*n as f64),
+            _ => None,
         }
     }
 
@@ -59,6 +71,7 @@ impl Measure {
                 "unit": unit, "per_sec": round3(self.per_sec().unwrap_or(0.0)), "count": count, "secs": round3(*secs),
             }),
             Measure::Bytes(b) => json!({ "unit": "bytes", "bytes": b, "mib": round3(mib(*b)) }),
+            Measure::Count(n, unit) => json!({ "unit": unit, "count": n }),
         }
     }
 }
@@ -87,6 +100,8 @@ pub enum Target {
     },
     RateAtLeast(f64),
     BytesAtMost(u64),
+    /// At most this many times the floor (a quantity that must stay flat).
+    GrowthAtMost(f64),
 }
 
 impl Target {
@@ -104,12 +119,22 @@ impl Target {
             }
             Target::RateAtLeast(r) => format!("≥ {r}/s"),
             Target::BytesAtMost(b) => format!("≤ {} MiB", mib(*b)),
+            Target::GrowthAtMost(g) => format!("≤ {g}× the floor"),
         }
     }
 
     /// Whether `m` meets the target (`None` when they do not compare).
     pub fn met(&self, m: &Measure) -> Option<bool> {
+        self.met_beside(m, None)
+    }
+
+    /// Whether `m` meets the target, for targets relative to the figure's floor.
+    pub fn met_beside(&self, m: &Measure, floor: Option<&Measure>) -> Option<bool> {
         match (self, m) {
+            (Target::GrowthAtMost(g), m) => {
+                let (a, f) = (m.amount()?, floor?.amount()?);
+                Some(a <= f * g)
+            }
             (Target::Latency { median_ms, p99_ms }, Measure::Latency(s)) => {
                 Some(median_ms.is_none_or(|t| s.median <= t) && p99_ms.is_none_or(|t| s.p99 <= t))
             }
@@ -130,7 +155,10 @@ pub fn ratio(m: &Measure, floor: &Measure) -> Option<(f64, Option<f64>)> {
             let (a, f) = (m.per_sec()?, floor.per_sec()?);
             (a > 0.0).then(|| (f / a, None))
         }
-        _ => None,
+        (a, f) => match (a.amount(), f.amount()) {
+            (Some(a), Some(f)) if f > 0.0 => Some((a / f, None)),
+            _ => None,
+        },
     }
 }
 
@@ -178,12 +206,16 @@ impl Figure {
             s.push_str(&format!(" | floor {}: {ft}", f.name));
             match ratio(&self.measure, &f.measure) {
                 Some((a, Some(b))) => s.push_str(&format!(" | ratio {a:.1}× / {b:.1}×")),
+                Some((a, None)) if self.measure.amount().is_some() => {
+                    s.push_str(&format!(" | ratio {a:.3}×"))
+                }
                 Some((a, None)) => s.push_str(&format!(" | ratio {a:.1}× slower")),
                 None => {}
             }
         }
         if let Some(t) = &self.target {
-            let verdict = match t.met(&self.measure) {
+            let verdict = match t.met_beside(&self.measure, self.floor.as_ref().map(|f| &f.measure))
+            {
                 Some(true) => "met",
                 Some(false) => "MISSED",
                 None => "?",
@@ -200,12 +232,13 @@ impl Figure {
             if let Some((a, b)) = ratio(&self.measure, &f.measure) {
                 v["ratio"] = match b {
                     Some(b) => json!({ "median": round3(a), "p99": round3(b) }),
+                    None if self.measure.amount().is_some() => json!({ "times": round3(a) }),
                     None => json!({ "slower": round3(a) }),
                 };
             }
         }
         if let Some(t) = &self.target {
-            v["target"] = json!({ "text": t.text(), "met": t.met(&self.measure) });
+            v["target"] = json!({ "text": t.text(), "met": t.met_beside(&self.measure, self.floor.as_ref().map(|f| &f.measure)) });
         }
         v
     }
