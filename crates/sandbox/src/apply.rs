@@ -135,8 +135,8 @@ pub fn apply(plan: &Plan, sys: &mut dyn Syscalls) -> Result<Role, SandboxError> 
     }
     sys.chdir(&plan.cwd)?;
     // Last: the filter forbids mounts and namespaces, and nothing after it needs them.
-    if !plan.seccomp.is_empty() {
-        sys.install_seccomp(&plan.seccomp)?;
+    for filter in &plan.seccomp {
+        sys.install_seccomp(filter)?;
     }
     // The channel to the parent stays open (close-on-exec) to report an execve failure.
     let extra = i32::try_from(plan.extra_fds)

@@ -12,7 +12,7 @@
 //!   `stratus` binary, which must call [`helper_main`] first thing when its first argument is
 //!   [`HELPER_ARG`]); [`Child`] kills, waits, reads the cgroup's memory and OOM counters and cleans up.
 //! - [`check_privileges`] tells whether this host can sandbox at all.
-//! - [`seccomp`] is the small deny-list installed right before `execve`.
+//! - [`seccomp`] is the system call allow-list installed right before `execve`.
 //!
 //! # Decisions
 //!

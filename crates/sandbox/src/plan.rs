@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
 use crate::cgroup::{CgroupConfig, CgroupPlan};
-use crate::seccomp::{BpfInsn, instance_filter};
+use crate::seccomp::{BpfInsn, instance_filters};
 
 /// Where the function's code appears inside an instance (read-only, the working directory).
 pub const CODE_PATH: &str = "/var/user";
@@ -157,7 +157,7 @@ pub struct InstanceSpec {
     pub runtime_listen: Option<SocketAddrV4>,
     /// Contents of the instance's `/etc/resolv.conf`.
     pub resolv_conf: String,
-    /// Install the seccomp deny-list of [`crate::seccomp`] (namespaces, mounts, keyrings, BPF, …).
+    /// Install the seccomp allow-list of [`crate::seccomp`] (no namespaces, mounts, keyrings, BPF, …).
     pub seccomp: bool,
 }
 
@@ -325,8 +325,8 @@ pub struct Plan {
     pub uid: u32,
     pub gid: u32,
     pub no_new_privs: bool,
-    /// A seccomp filter installed right before `execve` (empty: none).
-    pub seccomp: Vec<BpfInsn>,
+    /// The seccomp filters installed, in this order, right before `execve` (empty: none).
+    pub seccomp: Vec<Vec<BpfInsn>>,
     pub cwd: PathBuf,
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -701,7 +701,7 @@ impl Plan {
             gid,
             no_new_privs: true,
             seccomp: if spec.seccomp {
-                instance_filter()
+                instance_filters()?
             } else {
                 Vec::new()
             },

@@ -648,8 +648,44 @@ fn namespaces_and_mounts_are_refused_while_threads_and_forks_work() {
         echo threads=$(python3 -c 'import threading; t = threading.Thread(target=lambda: None); t.start(); t.join(); print("ok")')
         echo fork=$(python3 -c 'import os; pid = os.fork(); os._exit(0) if pid == 0 else print("ok" if os.waitpid(pid, 0)[1] == 0 else "bad")')
         echo node=$(node -e 'require("fs").readFile("/var/user/index.sh", "utf8", (e, d) => console.log(e ? "error" : "ok"))' 2>&1)
+        echo subprocess=$(python3 -c 'import subprocess; print(subprocess.run(["true"]).returncode == 0 and "ok")')
+        echo interfaces=$(python3 -c 'import socket; print("ok" if socket.if_nameindex() else "none")')
+        python3 -c "$PROBE"
     "#;
+    // Raw system calls through ctypes: what the allow-list refuses, and how.
+    let probe = format!(
+        r#"
+import ctypes, errno
+libc = ctypes.CDLL(None, use_errno=True)
+def call(name, nr, *args):
+    r = libc.syscall(ctypes.c_long(nr), *[ctypes.c_long(a) for a in args])
+    print(name + "=" + ("ok" if r >= 0 else errno.errorcode[ctypes.get_errno()]))
+call("unknown", 1000)
+call("x32", {x32} | {getpid})
+call("keyctl", {keyctl}, 0, -1)
+call("ptrace", {ptrace}, 0, 0, 0, 0)
+call("clone3", {clone3}, 0, 0)
+call("io_uring", {io_uring_setup}, 1, 0)
+call("af_alg", {socket}, {af_alg}, {seqpacket}, 0)
+call("netlink_audit", {socket}, {af_netlink}, {raw}, {netlink_audit})
+call("no_aslr", {personality}, 0x0040000)
+"#,
+        x32 = 0x4000_0000u32,
+        getpid = libc::SYS_getpid,
+        keyctl = libc::SYS_keyctl,
+        ptrace = libc::SYS_ptrace,
+        clone3 = libc::SYS_clone3,
+        io_uring_setup = libc::SYS_io_uring_setup,
+        socket = libc::SYS_socket,
+        af_alg = libc::AF_ALG,
+        seqpacket = libc::SOCK_SEQPACKET,
+        af_netlink = libc::AF_NETLINK,
+        raw = libc::SOCK_RAW,
+        netlink_audit = libc::NETLINK_AUDIT,
+        personality = libc::SYS_personality,
+    );
     let mut spec = f.spec("seccomp", script);
+    spec.env.push(("PROBE".into(), probe));
     spec.memory_limit_bytes = 512 << 20;
     let out = run(&spec);
     assert!(out.status.success(), "{}: {}", out.status, out.stderr);
@@ -659,6 +695,21 @@ fn namespaces_and_mounts_are_refused_while_threads_and_forks_work() {
     assert_eq!(c["threads"], "ok");
     assert_eq!(c["fork"], "ok");
     assert_eq!(c["node"], "ok");
+    assert_eq!(c["subprocess"], "ok");
+    assert_eq!(c["interfaces"], "ok", "netlink route sockets work");
+    for refused in [
+        "unknown",
+        "x32",
+        "keyctl",
+        "ptrace",
+        "af_alg",
+        "netlink_audit",
+        "no_aslr",
+    ] {
+        assert_eq!(c[refused], "EPERM", "{refused}: {}", out.stdout);
+    }
+    assert_eq!(c["clone3"], "ENOSYS", "glibc falls back to clone");
+    assert_eq!(c["io_uring"], "ENOSYS", "libuv falls back to plain calls");
 }
 
 #[test]

@@ -289,7 +289,10 @@ fn limits_identity_and_namespaces() {
     );
     assert_eq!((plan.uid, plan.gid), (10001, 10001));
     assert!(plan.no_new_privs);
-    assert_eq!(plan.seccomp, crate::seccomp::instance_filter());
+    assert_eq!(
+        plan.seccomp,
+        crate::seccomp::instance_filters().expect("filters")
+    );
     for ns in [
         Namespace::Mount,
         Namespace::Pid,
