@@ -958,7 +958,7 @@ async fn collect_keeps_referenced_blobs(b: Backend) {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Races of blob collection (hardening)
+// Races of blob collection, aliases against version deletes (hardening)
 // ---------------------------------------------------------------------------------------------------------------
 
 /// Runs one statement on a connection of its own.
@@ -1242,6 +1242,177 @@ async fn re_upload_restarts_the_grace_period(b: Backend) {
     }
 }
 
+/// An Active version `v` of `f` (published through the recorded path).
+async fn active_version(env: &Env, f: &FunctionRow, now: i64) -> FunctionRow {
+    let latest = env
+        .store
+        .function_by_id(&f.id)
+        .await
+        .expect("read")
+        .expect("latest");
+    let version = FunctionRow {
+        id: unique_id("ver-"),
+        qualifier: latest.next_version.to_string(),
+        status: FunctionStatus::Publishing,
+        pending: latest.serving.clone(),
+        serving: None,
+        next_version: 0,
+        rev: 0,
+        ..latest.clone()
+    };
+    let op = new_op("PublishVersion", &version.id, now);
+    env.store
+        .begin_publish(&latest.id, latest.rev, &version, &op)
+        .await
+        .expect("publish");
+    let claimed = claim_id(&env.store, "publisher", now, &op.id).await;
+    env.store
+        .finish_op(
+            &claimed,
+            Finish::Promote {
+                row_id: version.id.clone(),
+                snapshot: version.pending.clone().expect("pending"),
+                then_publish: None,
+            },
+            now,
+        )
+        .await
+        .expect("promote version");
+    env.store
+        .function_by_id(&version.id)
+        .await
+        .expect("read")
+        .expect("version")
+}
+
+fn alias_to(name: &str, version: &str, now: i64) -> Alias {
+    Alias {
+        name: name.into(),
+        function_version: version.into(),
+        ..default_alias(now)
+    }
+}
+
+/// The interleavings the control plane's early checks cannot see, decided inside the store's transactions: an
+/// alias written after its version started deleting, and a version delete started after an alias came to route
+/// to it, are both refused (`Conflict`: decide again), and write nothing.
+async fn aliases_and_version_deletes_refuse_each_other(b: Backend) {
+    let env = Env::new(&b).await;
+    let f = create_active(&env, "aliased", 1, 1_000).await;
+    let v1 = active_version(&env, &f, 2_000).await;
+    let v2 = active_version(&env, &f, 2_100).await;
+    let v3 = active_version(&env, &f, 2_200).await;
+
+    // The alias's checks passed (v1 Active), then the delete of v1 committed: the alias write is refused.
+    let dop = new_op("DeleteVersion", &v1.id, 3_000);
+    env.store
+        .begin_delete_version(&v1, &dop, 3_000)
+        .await
+        .expect("delete v1");
+    assert!(matches!(
+        env.store
+            .create_alias(&f.key, &alias_to("a1", "1", 3_100), 10)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let mut weighted = alias_to("a2", "2", 3_100);
+    weighted.routing.weights = vec![model::VersionWeight {
+        version: "1".into(),
+        weight: 0.5,
+    }];
+    assert!(matches!(
+        env.store.create_alias(&f.key, &weighted, 10).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        env.store
+            .update_alias(&f.key, &alias_to("$DEFAULT", "1", 3_200))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let names: Vec<String> = env
+        .store
+        .aliases(&f.key)
+        .await
+        .expect("aliases")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["$DEFAULT".to_string()]);
+    assert_eq!(
+        env.store
+            .alias(&f.key, "$DEFAULT")
+            .await
+            .expect("read")
+            .expect("$DEFAULT")
+            .function_version,
+        "$LATEST"
+    );
+
+    // The delete's checks passed (no alias), then an alias to v2 committed: the delete is refused.
+    assert!(
+        env.store
+            .create_alias(&f.key, &alias_to("prod", "2", 4_000), 10)
+            .await
+            .expect("alias to v2")
+    );
+    let ops_before = env.store.pending_ops().await.expect("ops");
+    assert!(matches!(
+        env.store
+            .begin_delete_version(&v2, &new_op("DeleteVersion", &v2.id, 4_100), 4_100)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    // Also when the alias only routes part of the traffic there.
+    let mut canary = alias_to("canary", "2", 4_200);
+    canary.routing.weights = vec![model::VersionWeight {
+        version: "3".into(),
+        weight: 0.1,
+    }];
+    assert!(
+        env.store
+            .create_alias(&f.key, &canary, 10)
+            .await
+            .expect("canary alias")
+    );
+    assert!(matches!(
+        env.store
+            .begin_delete_version(&v3, &new_op("DeleteVersion", &v3.id, 4_300), 4_300)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(env.store.pending_ops().await.expect("ops"), ops_before);
+    for v in [&v2, &v3] {
+        let now = env
+            .store
+            .function_by_id(&v.id)
+            .await
+            .expect("read")
+            .expect("version kept");
+        assert_eq!(now.status, FunctionStatus::Active);
+        assert_eq!(now.rev, v.rev, "nothing written");
+    }
+    // Unbound, it can go.
+    assert!(
+        env.store
+            .delete_alias(&f.key, "canary")
+            .await
+            .expect("unbind")
+    );
+    env.store
+        .begin_delete_version(&v3, &new_op("DeleteVersion", &v3.id, 4_400), 4_400)
+        .await
+        .expect("delete v3");
+
+    // A function that is gone takes no alias.
+    assert!(matches!(
+        env.store
+            .create_alias(&key("nobody"), &alias_to("x", "$LATEST", 5_000), 10)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
 on_both_backends_async!(
     migrations_apply_twice_idempotently,
     claim_is_exclusive_under_concurrency,
@@ -1256,6 +1427,7 @@ on_both_backends_async!(
 
 on_both_backends_async!(
     re_upload_restarts_the_grace_period,
+    aliases_and_version_deletes_refuse_each_other,
 );
 
 #[cfg(feature = "failpoints")]
