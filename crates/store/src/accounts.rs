@@ -175,7 +175,7 @@ impl Store {
     /// count, so two concurrent creates cannot both pass the quota (PostgreSQL's READ COMMITTED would let two
     /// counts that each miss the other's insert).
     pub async fn create_namespace(&self, app_id: i64, ns: &Namespace, max: i64) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         sqlx::query(&format!(
             "SELECT app_id FROM accounts WHERE app_id = $1{}",
             for_update(self.db.dialect)
@@ -236,7 +236,7 @@ impl Store {
     /// functions and was kept. The namespace row is locked before the count, as a function create locks it
     /// before inserting (`Store::create_function_within`), so no function is created in a deleted namespace.
     pub async fn delete_namespace(&self, app_id: i64, name: &str) -> Result<Option<i64>> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         let exists = sqlx::query(&format!(
             "SELECT name FROM namespaces WHERE app_id = $1 AND name = $2{}",
             for_update(self.db.dialect)

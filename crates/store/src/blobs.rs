@@ -636,7 +636,9 @@ mod tests {
             .open(b.path(&code.sha256))
             .and_then(|f| f.set_modified(old))
             .expect("age the blob");
-        let moved = b.move_aside(&[code.sha256.clone()]).expect("move");
+        let moved = b
+            .move_aside(std::slice::from_ref(&code.sha256))
+            .expect("move");
         let refs: HashSet<String> = [code.sha256.clone()].into();
         assert_eq!(b.settle(&moved, &refs, cutoff).expect("settle"), 0);
         assert!(b.path(&code.sha256).is_file());

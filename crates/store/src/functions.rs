@@ -121,12 +121,25 @@ fn alias_row(r: &AnyRow) -> Result<Alias> {
     })
 }
 
-/// ` FOR UPDATE` on PostgreSQL, nothing on SQLite (whose one writer connection runs write transactions one at a
-/// time, so a read inside one already sees what the write will see).
+/// ` FOR UPDATE` on PostgreSQL, nothing on SQLite: there a checked transaction holds the database's write lock
+/// from its first statement ([`Store::begin_checked`]), so what it reads cannot change before it writes.
 pub(crate) fn for_update(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => " FOR UPDATE",
         Dialect::Sqlite => "",
+    }
+}
+
+impl Store {
+    /// Begins a write transaction that reads before it writes. On SQLite it starts `IMMEDIATE`, taking the write
+    /// lock at once (waiting up to the busy timeout): a deferred transaction that has read cannot wait for the
+    /// lock when it comes to write, and fails at once with "database is locked" whenever another process (a CLI
+    /// command beside the server, say) wrote meanwhile.
+    pub(crate) async fn begin_checked(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.db.dialect {
+            Dialect::Sqlite => self.db.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.db.write.begin().await?,
+        })
     }
 }
 
@@ -430,7 +443,7 @@ impl Store {
         op: &NewOp,
         max: i64,
     ) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         let ns = sqlx::query(&format!(
             "SELECT name FROM namespaces WHERE app_id = $1 AND name = $2{}",
             for_update(self.db.dialect)
@@ -470,7 +483,7 @@ impl Store {
         op: &NewOp,
         now: i64,
     ) -> Result<()> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         if !lock_function(&mut tx, self.db.dialect, &version.key).await? {
             return Err(StoreError::Conflict);
         }
@@ -604,7 +617,7 @@ impl Store {
     /// its aliases counted and the versions the alias routes to checked, in the transaction that inserts:
     /// `Conflict` when the function is gone or a version is missing or being deleted (re-read and decide again).
     pub async fn create_alias(&self, key: &FunctionKey, alias: &Alias, max: i64) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         if !lock_function(&mut tx, self.db.dialect, key).await? {
             return Err(StoreError::Conflict);
         }
@@ -632,7 +645,7 @@ impl Store {
     /// the function is gone or a version it would route to is missing or being deleted (checked under the
     /// function's lock, as for [`Store::create_alias`]).
     pub async fn update_alias(&self, key: &FunctionKey, alias: &Alias) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
         if !lock_function(&mut tx, self.db.dialect, key).await? {
             return Err(StoreError::Conflict);
         }
