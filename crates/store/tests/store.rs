@@ -977,6 +977,7 @@ async fn exec(env: &Env, sql: &str) {
 }
 
 /// Records a function whose pending code is `code`; returns the row and its operation.
+#[cfg(feature = "failpoints")]
 async fn create_with(env: &Env, name: &str, code: CodeRef, now: i64) -> (FunctionRow, NewOp) {
     let row = new_function(name, code, now);
     let op = new_op("CreateFunction", &row.id, now);
