@@ -418,7 +418,8 @@ impl Store {
     }
 
     /// Records a new function (`$LATEST` row and its `$DEFAULT` alias) and the operation that will prepare it,
-    /// in one transaction. `AlreadyExists` when the name is taken in that namespace.
+    /// in one transaction, with no quota and no check of the namespace (the control plane uses
+    /// [`Store::create_function_within`]). `AlreadyExists` when the name is taken in that namespace.
     pub async fn create_function(
         &self,
         row: &FunctionRow,
