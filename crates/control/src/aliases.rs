@@ -3,6 +3,7 @@
 use model::{Alias, FunctionKey, InvalidValue, Qualifier, RoutingConfig, validate};
 use store::StoreError;
 
+use crate::functions::RETRIES;
 use crate::{Caller, Control, ControlError, Result};
 
 /// A CreateAlias / UpdateAlias request, decoded.
@@ -112,27 +113,39 @@ impl Control {
         validate::alias_name(&alias.name)?;
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
-        self.latest(&key).await?;
-        self.check_alias_target(&key, &alias.function_version)
-            .await?;
-        self.check_routing(&key, &alias.function_version, &alias.routing)
-            .await?;
-        match self
-            .store
-            .create_alias(&key, &alias, self.cfg.limits.aliases_per_function)
-            .await
-        {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(ControlError::LimitExceeded {
-                what: "Alias",
-                message: format!(
-                    "function {function} already has {} aliases, the most it may have",
-                    self.cfg.limits.aliases_per_function
-                ),
-            }),
-            Err(StoreError::AlreadyExists(_)) => Err(ControlError::AliasExists(alias.name)),
-            Err(e) => Err(e.into()),
+        // The store checks the targets (and the quota) again under the function's lock in the transaction that
+        // inserts: a version deleted since these reads makes it a conflict, and the next round reports it.
+        for _ in 0..RETRIES {
+            self.latest(&key).await?;
+            self.check_alias_target(&key, &alias.function_version)
+                .await?;
+            self.check_routing(&key, &alias.function_version, &alias.routing)
+                .await?;
+            match self
+                .store
+                .create_alias(&key, &alias, self.cfg.limits.aliases_per_function)
+                .await
+            {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(ControlError::LimitExceeded {
+                        what: "Alias",
+                        message: format!(
+                            "function {function} already has {} aliases, the most it may have",
+                            self.cfg.limits.aliases_per_function
+                        ),
+                    });
+                }
+                Err(StoreError::AlreadyExists(_)) => {
+                    return Err(ControlError::AliasExists(alias.name));
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(ControlError::Internal(
+            "the function kept changing; try again".into(),
+        ))
     }
 
     pub async fn get_alias(
@@ -191,18 +204,28 @@ impl Control {
         };
         validate::description(&alias.description, &self.cfg.limits)?;
         let key = self.key(caller, namespace, function);
-        self.check_alias_target(&key, &alias.function_version)
-            .await?;
-        self.check_routing(&key, &alias.function_version, &alias.routing)
-            .await?;
-        if self.store.update_alias(&key, &alias).await? {
-            Ok(())
-        } else {
-            Err(ControlError::AliasNotFound {
-                name: function.to_string(),
-                alias: alias.name,
-            })
+        // As in create_alias, the store re-checks the targets under the function's lock.
+        for _ in 0..RETRIES {
+            self.latest(&key).await?;
+            self.check_alias_target(&key, &alias.function_version)
+                .await?;
+            self.check_routing(&key, &alias.function_version, &alias.routing)
+                .await?;
+            match self.store.update_alias(&key, &alias).await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    return Err(ControlError::AliasNotFound {
+                        name: function.to_string(),
+                        alias: alias.name,
+                    });
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
+        Err(ControlError::Internal(
+            "the function kept changing; try again".into(),
+        ))
     }
 
     pub async fn delete_alias(

@@ -99,7 +99,7 @@ pub struct VersionList {
 
 /// How many times a change is retried when its record moved on between read and write for a reason that does
 /// not change the decision (a concurrent publish bumping the revision, say).
-const RETRIES: usize = 5;
+pub(crate) const RETRIES: usize = 5;
 
 impl Control {
     pub(crate) fn key(&self, caller: &Caller, namespace: &str, name: &str) -> FunctionKey {
@@ -254,28 +254,35 @@ impl Control {
             row: row.id.clone(),
         }
         .into_op(caller.app_id, row.id.clone(), now);
-        match self.store.create_function(&row, &alias, &op).await {
-            Ok(()) => {}
+        let max = self.cfg.limits.functions_per_namespace;
+        // The quota is counted again inside the transaction that inserts (under the namespace's lock): the early
+        // check in the callers only spares a blob write when the namespace is already full.
+        match self
+            .store
+            .create_function_within(&row, &alias, &op, max)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return Err(function_quota_full(&row.key.namespace, max)),
             Err(StoreError::AlreadyExists(_)) => return Err(ControlError::FunctionExists(name)),
+            Err(StoreError::Conflict) => {
+                // The namespace went meanwhile.
+                return Err(ControlError::NamespaceNotFound(row.key.namespace.clone()));
+            }
             Err(e) => return Err(e.into()),
         }
         self.wake_workers();
         Ok(())
     }
 
-    /// Checks the per-namespace function quota.
+    /// Checks the per-namespace function quota before any work (authoritative again at the insert).
     async fn check_function_quota(&self, caller: &Caller, namespace: &str) -> Result<()> {
         let count = self
             .store
             .count_functions(caller.app_id, Some(namespace))
             .await?;
         if count >= self.cfg.limits.functions_per_namespace {
-            return Err(ControlError::LimitExceeded {
-                what: "Function",
-                message: format!(
-                    "namespace {namespace} already holds {count} functions, the most it may hold"
-                ),
-            });
+            return Err(function_quota_full(namespace, count));
         }
         Ok(())
     }
@@ -732,19 +739,34 @@ impl Control {
                     alias: alias.name,
                 });
             }
-            let payload = OpPayload::DeleteVersion {
+            // The store checks the aliases again under the function's lock, in the transaction that starts the
+            // delete: an alias created since the read above makes it a conflict, and the next round reports it.
+            let now = store::now_ms();
+            let op = OpPayload::DeleteVersion {
                 row: row.id.clone(),
-            };
-            if self
-                .try_begin(caller, &row, FunctionStatus::Deleting, None, payload)
-                .await?
-            {
-                return Ok(());
+            }
+            .into_op(caller.app_id, row.id.clone(), now);
+            match self.store.begin_delete_version(&row, &op, now).await {
+                Ok(()) => {
+                    self.wake_workers();
+                    return Ok(());
+                }
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
         Err(ControlError::Internal(
             "the version kept changing; try again".into(),
         ))
+    }
+}
+
+fn function_quota_full(namespace: &str, count: i64) -> ControlError {
+    ControlError::LimitExceeded {
+        what: "Function",
+        message: format!(
+            "namespace {namespace} already holds {count} functions, the most it may hold"
+        ),
     }
 }
 

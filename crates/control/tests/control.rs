@@ -456,3 +456,333 @@ on_both_backends_async!(
     dead_workers_operation_is_resumed,
     update_with_publish_publishes_the_applied_snapshot,
 );
+
+// ---------------------------------------------------------------------------------------------------------------
+// Quotas and alias/version-delete checks inside the writing transaction (hardening)
+// ---------------------------------------------------------------------------------------------------------------
+
+impl Env {
+    /// An environment whose control plane has `limits`.
+    async fn with_limits(b: &Backend, limits: model::Limits) -> Env {
+        let db = fresh_database_url(b);
+        let dir = tempfile::tempdir().expect("data dir");
+        let store = Store::open(db.url(), dir.path(), SqliteSync::Normal)
+            .await
+            .expect("open store");
+        let ctl = Control::new(
+            store,
+            ControlConfig {
+                limits,
+                ..ControlConfig::default()
+            },
+        );
+        let a = ctl.create_account().await.expect("account");
+        Env {
+            ctl,
+            caller: Caller {
+                app_id: a.app_id,
+                uin: a.uin,
+            },
+            _db: db,
+            _dir: dir,
+        }
+    }
+}
+
+/// Runs `n` calls of `f` at once (each on a task of its own); returns their results in order.
+async fn all_at_once<T, F, Fut>(n: usize, f: F) -> Vec<control::Result<T>>
+where
+    T: Send + 'static,
+    F: Fn(usize) -> Fut,
+    Fut: std::future::Future<Output = control::Result<T>> + Send + 'static,
+{
+    let start = Arc::new(tokio::sync::Barrier::new(n));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let call = f(i);
+            let start = start.clone();
+            tokio::spawn(async move {
+                start.wait().await;
+                call.await
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    for t in tasks {
+        out.push(t.await.expect("task"));
+    }
+    out
+}
+
+/// Counts the successes and checks that every failure is `LimitExceeded.<what>`.
+fn successes<T: std::fmt::Debug>(results: &[control::Result<T>], what: &str) -> usize {
+    for r in results {
+        match r {
+            Ok(_) => {}
+            Err(ControlError::LimitExceeded { what: w, .. }) if *w == what => {}
+            Err(e) => panic!("expected success or LimitExceeded.{what}, got {e:?}"),
+        }
+    }
+    results.iter().filter(|r| r.is_ok()).count()
+}
+
+/// Concurrent creates at the quota boundary end with exactly the quota: functions per namespace, namespaces
+/// per account, aliases per function and versions per layer are counted under a lock in the transaction that
+/// inserts (on PostgreSQL's READ COMMITTED, counts outside it let several creates pass together).
+async fn quotas_hold_under_concurrent_creates(b: Backend) {
+    const AT_ONCE: usize = 12;
+    const QUOTA: i64 = 3;
+    let env = Env::with_limits(
+        &b,
+        model::Limits {
+            functions_per_namespace: QUOTA,
+            namespaces: QUOTA,
+            aliases_per_function: QUOTA,
+            layer_versions_per_layer: QUOTA,
+            ..model::Limits::default()
+        },
+    )
+    .await;
+    let env = Arc::new(env);
+
+    let created = all_at_once(AT_ONCE, |i| {
+        let env = env.clone();
+        async move {
+            env.create(&format!("q{i}"), zips::python_hello_v(i as u32))
+                .await
+        }
+    })
+    .await;
+    assert_eq!(successes(&created, "Function"), QUOTA as usize);
+    assert_eq!(
+        env.ctl
+            .store()
+            .count_functions(env.caller.app_id, Some("default"))
+            .await
+            .expect("count"),
+        QUOTA
+    );
+
+    let namespaces = all_at_once(AT_ONCE, |i| {
+        let env = env.clone();
+        async move {
+            env.ctl
+                .create_namespace(&env.caller, &format!("ns{i}"), "")
+                .await
+        }
+    })
+    .await;
+    // `default` counts.
+    assert_eq!(successes(&namespaces, "Namespace"), QUOTA as usize - 1);
+    assert_eq!(
+        env.ctl
+            .list_namespaces(&env.caller)
+            .await
+            .expect("namespaces")
+            .len(),
+        QUOTA as usize
+    );
+
+    let aliased = created
+        .iter()
+        .position(|r| r.is_ok())
+        .map(|i| format!("q{i}"))
+        .expect("a created function");
+    let aliases = all_at_once(AT_ONCE, |i| {
+        let env = env.clone();
+        let function = aliased.clone();
+        async move {
+            env.ctl
+                .create_alias(
+                    &env.caller,
+                    "default",
+                    &function,
+                    control::AliasSpec {
+                        name: format!("a{i}"),
+                        function_version: "$LATEST".into(),
+                        routing: model::RoutingConfig::default(),
+                        description: None,
+                    },
+                )
+                .await
+        }
+    })
+    .await;
+    // `$DEFAULT` counts.
+    assert_eq!(successes(&aliases, "Alias"), QUOTA as usize - 1);
+    assert_eq!(
+        env.ctl
+            .list_aliases(&env.caller, "default", &aliased, None)
+            .await
+            .expect("aliases")
+            .len(),
+        QUOTA as usize
+    );
+
+    let layers = all_at_once(AT_ONCE, |i| {
+        let env = env.clone();
+        async move {
+            env.ctl
+                .publish_layer_version(
+                    &env.caller,
+                    control::PublishLayer {
+                        name: "shared".into(),
+                        compatible_runtimes: vec!["Python3.9".into()],
+                        zip: zips::python_hello_v(100 + i as u32),
+                        description: String::new(),
+                        license: String::new(),
+                    },
+                )
+                .await
+        }
+    })
+    .await;
+    assert_eq!(successes(&layers, "LayerVersions"), QUOTA as usize);
+    let mut versions: Vec<i64> = layers
+        .iter()
+        .filter_map(|r| r.as_ref().ok().copied())
+        .collect();
+    versions.sort();
+    assert_eq!(versions, vec![1, 2, 3], "refused publishes take no number");
+}
+
+/// Whether every alias of `name` routes only to `$LATEST` or to versions that exist and are not being deleted.
+async fn no_dangling_alias(env: &Env, name: &str) {
+    let records = env
+        .ctl
+        .list_versions(&env.caller, "default", name, 0, 1000, false)
+        .await
+        .expect("versions")
+        .versions;
+    let aliases = env
+        .ctl
+        .list_aliases(&env.caller, "default", name, None)
+        .await
+        .expect("aliases");
+    for a in &aliases {
+        for v in a.versions() {
+            let live = v == "$LATEST"
+                || records
+                    .iter()
+                    .any(|r| r.qualifier == v && r.status != FunctionStatus::Deleting);
+            assert!(
+                live,
+                "alias {} routes to version {v}, which is gone",
+                a.name
+            );
+        }
+    }
+}
+
+/// An alias create (or update) racing the delete of the version it routes to: exactly one of the two wins,
+/// the loser gets the error it gets when they do not overlap (`VersionNotFound` / `AliasBound`), and no alias is
+/// ever left pointing at a deleted version.
+async fn alias_writes_and_version_deletes_interleaved_leave_no_dangling_alias(b: Backend) {
+    const ROUNDS: usize = 8;
+    let env = Arc::new(Env::new(&b).await);
+    env.create("target", zips::python_hello())
+        .await
+        .expect("create");
+    env.drain().await;
+    env.ctl
+        .create_alias(
+            &env.caller,
+            "default",
+            "target",
+            control::AliasSpec {
+                name: "moving".into(),
+                function_version: "$LATEST".into(),
+                routing: model::RoutingConfig::default(),
+                description: None,
+            },
+        )
+        .await
+        .expect("alias to move around");
+    let mut alias_wins = 0;
+    for round in 0..ROUNDS {
+        let v = env.publish("target").await.expect("publish").qualifier;
+        env.drain().await;
+        let update = round % 2 == 1;
+        let alias = {
+            let env = env.clone();
+            let v = v.clone();
+            tokio::spawn(async move {
+                let spec = control::AliasSpec {
+                    name: if update {
+                        "moving".into()
+                    } else {
+                        format!("r{round}")
+                    },
+                    function_version: v,
+                    routing: model::RoutingConfig::default(),
+                    description: None,
+                };
+                if update {
+                    env.ctl
+                        .update_alias(&env.caller, "default", "target", spec)
+                        .await
+                } else {
+                    env.ctl
+                        .create_alias(&env.caller, "default", "target", spec)
+                        .await
+                }
+            })
+        };
+        let delete = {
+            let env = env.clone();
+            let v = v.clone();
+            tokio::spawn(async move {
+                env.ctl
+                    .delete_function_version(&env.caller, "default", "target", &v)
+                    .await
+            })
+        };
+        let (alias, delete) = (
+            alias.await.expect("alias task"),
+            delete.await.expect("delete task"),
+        );
+        match (&alias, &delete) {
+            (Ok(()), Err(ControlError::AliasBound { version, .. })) => {
+                assert_eq!(version, &v);
+                alias_wins += 1;
+            }
+            (Err(ControlError::VersionNotFound { version, .. }), Ok(())) => assert_eq!(version, &v),
+            other => {
+                panic!("round {round}: exactly one of alias and delete must win, got {other:?}")
+            }
+        }
+        no_dangling_alias(&env, "target").await;
+        env.drain().await;
+        no_dangling_alias(&env, "target").await;
+        // Free the version again for the next rounds' quota of aliases.
+        if alias.is_ok() {
+            if update {
+                env.ctl
+                    .update_alias(
+                        &env.caller,
+                        "default",
+                        "target",
+                        control::AliasSpec {
+                            name: "moving".into(),
+                            function_version: "$LATEST".into(),
+                            routing: model::RoutingConfig::default(),
+                            description: None,
+                        },
+                    )
+                    .await
+                    .expect("move back");
+            } else {
+                env.ctl
+                    .delete_alias(&env.caller, "default", "target", &format!("r{round}"))
+                    .await
+                    .expect("unbind");
+            }
+        }
+    }
+    eprintln!("alias won {alias_wins} of {ROUNDS} races");
+}
+
+on_both_backends_async!(
+    quotas_hold_under_concurrent_creates,
+    alias_writes_and_version_deletes_interleaved_leave_no_dangling_alias,
+);

@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 
 use crate::Store;
 use crate::error::{Result, StoreError, is_unique_violation};
+use crate::functions::for_update;
 
 /// An account: it owns keys and every resource.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,9 +171,18 @@ impl Store {
         r.as_ref().map(namespace).transpose()
     }
 
-    /// Inserts a namespace unless the account already has `max` of them.
+    /// Inserts a namespace unless the account already has `max` of them. The account row is locked before the
+    /// count, so two concurrent creates cannot both pass the quota (PostgreSQL's READ COMMITTED would let two
+    /// counts that each miss the other's insert).
     pub async fn create_namespace(&self, app_id: i64, ns: &Namespace, max: i64) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
+        sqlx::query(&format!(
+            "SELECT app_id FROM accounts WHERE app_id = $1{}",
+            for_update(self.db.dialect)
+        ))
+        .bind(app_id)
+        .fetch_optional(&mut *tx)
+        .await?;
         let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM namespaces WHERE app_id = $1")
             .bind(app_id)
             .fetch_one(&mut *tx)
@@ -223,9 +233,22 @@ impl Store {
     }
 
     /// Deletes an empty namespace. `Ok(None)`: no such namespace; `Ok(Some(n))` with n > 0: it still holds n
-    /// functions and was kept.
+    /// functions and was kept. The namespace row is locked before the count, as a function create locks it
+    /// before inserting (`Store::create_function_within`), so no function is created in a deleted namespace.
     pub async fn delete_namespace(&self, app_id: i64, name: &str) -> Result<Option<i64>> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
+        let exists = sqlx::query(&format!(
+            "SELECT name FROM namespaces WHERE app_id = $1 AND name = $2{}",
+            for_update(self.db.dialect)
+        ))
+        .bind(app_id)
+        .bind(name)
+        .fetch_optional(&mut *tx)
+        .await?
+        .is_some();
+        if !exists {
+            return Ok(None);
+        }
         let n: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM functions WHERE app_id = $1 AND namespace = $2 AND qualifier = '$LATEST'",
         )

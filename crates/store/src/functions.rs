@@ -5,6 +5,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 
 use crate::Store;
+use crate::db::Dialect;
 use crate::error::{Result, StoreError, is_unique_violation};
 use crate::ops::{NewOp, insert_op};
 
@@ -118,6 +119,81 @@ fn alias_row(r: &AnyRow) -> Result<Alias> {
         add_ms: r.try_get("add_ms")?,
         mod_ms: r.try_get("mod_ms")?,
     })
+}
+
+/// ` FOR UPDATE` on PostgreSQL, nothing on SQLite: there a checked transaction holds the database's write lock
+/// from its first statement ([`Store::begin_checked`]), so what it reads cannot change before it writes.
+pub(crate) fn for_update(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Postgres => " FOR UPDATE",
+        Dialect::Sqlite => "",
+    }
+}
+
+impl Store {
+    /// Begins a write transaction that reads before it writes. On SQLite it starts `IMMEDIATE`, taking the write
+    /// lock at once (waiting up to the busy timeout): a deferred transaction that has read cannot wait for the
+    /// lock when it comes to write, and fails at once with "database is locked" whenever another process (a CLI
+    /// command beside the server, say) wrote meanwhile.
+    pub(crate) async fn begin_checked(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.db.dialect {
+            Dialect::Sqlite => self.db.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.db.write.begin().await?,
+        })
+    }
+}
+
+/// Locks a function's `$LATEST` row for the rest of the transaction; false when the function is gone.
+///
+/// Every write that must agree with other rows of the function (an alias and the versions it routes to, a
+/// version's deletion and the aliases that route to it, the alias quota) takes this lock first and then checks
+/// with fresh statements. A conditional statement alone is not enough on PostgreSQL's READ COMMITTED: two
+/// transactions that each check the other's table before either commits both pass (write skew), and a
+/// statement's sub-select keeps the snapshot it started with even after waiting for a row lock.
+async fn lock_function(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    dialect: Dialect,
+    key: &FunctionKey,
+) -> Result<bool> {
+    let sql = format!(
+        "SELECT id FROM functions WHERE app_id = $1 AND namespace = $2 AND name = $3 AND qualifier = '$LATEST'{}",
+        for_update(dialect)
+    );
+    Ok(sqlx::query(&sql)
+        .bind(key.app_id)
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some())
+}
+
+/// Whether every version an alias routes to is `$LATEST` or a version record that is not being deleted (what
+/// the control plane checked before writing), read inside the transaction that writes the alias.
+async fn alias_targets_live(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    key: &FunctionKey,
+    alias: &Alias,
+) -> Result<bool> {
+    for v in alias.versions() {
+        if v == "$LATEST" {
+            continue;
+        }
+        let live = sqlx::query(
+            "SELECT 1 AS one FROM functions WHERE app_id = $1 AND namespace = $2 AND name = $3 AND qualifier = $4              AND status <> 'Deleting'",
+        )
+        .bind(key.app_id)
+        .bind(&key.namespace)
+        .bind(&key.name)
+        .bind(v)
+        .fetch_optional(&mut **tx)
+        .await?
+        .is_some();
+        if !live {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 pub(crate) async fn insert_function_row(
@@ -342,7 +418,8 @@ impl Store {
     }
 
     /// Records a new function (`$LATEST` row and its `$DEFAULT` alias) and the operation that will prepare it,
-    /// in one transaction. `AlreadyExists` when the name is taken in that namespace.
+    /// in one transaction, with no quota and no check of the namespace (the control plane uses
+    /// [`Store::create_function_within`]). `AlreadyExists` when the name is taken in that namespace.
     pub async fn create_function(
         &self,
         row: &FunctionRow,
@@ -352,6 +429,94 @@ impl Store {
         let mut tx = self.db.write.begin().await?;
         insert_function_row(&mut tx, row).await?;
         insert_alias(&mut tx, &row.key, default_alias).await?;
+        insert_op(&mut tx, op).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Like [`Store::create_function`], within the namespace's quota: the namespace row is locked and its
+    /// functions counted in the transaction that inserts, so concurrent creates cannot pass the quota together.
+    /// `Ok(false)` when the namespace already holds `max` functions; `Conflict` when the namespace is gone.
+    pub async fn create_function_within(
+        &self,
+        row: &FunctionRow,
+        default_alias: &Alias,
+        op: &NewOp,
+        max: i64,
+    ) -> Result<bool> {
+        let mut tx = self.begin_checked().await?;
+        let ns = sqlx::query(&format!(
+            "SELECT name FROM namespaces WHERE app_id = $1 AND name = $2{}",
+            for_update(self.db.dialect)
+        ))
+        .bind(row.key.app_id)
+        .bind(&row.key.namespace)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if ns.is_none() {
+            return Err(StoreError::Conflict);
+        }
+        let n: i64 = sqlx::query(
+            "SELECT COUNT(*) AS n FROM functions WHERE app_id = $1 AND namespace = $2 AND qualifier = '$LATEST'",
+        )
+        .bind(row.key.app_id)
+        .bind(&row.key.namespace)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("n")?;
+        if n >= max {
+            return Ok(false);
+        }
+        insert_function_row(&mut tx, row).await?;
+        insert_alias(&mut tx, &row.key, default_alias).await?;
+        insert_op(&mut tx, op).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Moves a version record to `Deleting` (still at revision `rev`) and records the operation that will delete
+    /// it, unless an alias routes to it: the function is locked and its aliases read in the same transaction, so
+    /// an alias created meanwhile either is seen here or sees the version `Deleting`. `Conflict` when the record
+    /// moved on or an alias routes to it (re-read and decide again).
+    pub async fn begin_delete_version(
+        &self,
+        version: &FunctionRow,
+        op: &NewOp,
+        now: i64,
+    ) -> Result<()> {
+        let mut tx = self.begin_checked().await?;
+        if !lock_function(&mut tx, self.db.dialect, &version.key).await? {
+            return Err(StoreError::Conflict);
+        }
+        let rows = sqlx::query(
+            "SELECT name, function_version, routing, description, add_ms, mod_ms FROM aliases \
+             WHERE app_id = $1 AND namespace = $2 AND function_name = $3",
+        )
+        .bind(version.key.app_id)
+        .bind(&version.key.namespace)
+        .bind(&version.key.name)
+        .fetch_all(&mut *tx)
+        .await?;
+        for r in &rows {
+            if alias_row(r)?
+                .versions()
+                .any(|v| v == version.qualifier.as_str())
+            {
+                return Err(StoreError::Conflict);
+            }
+        }
+        let r = sqlx::query(
+            "UPDATE functions SET status = 'Deleting', pending = NULL, pending_code = NULL, rev = rev + 1, \
+             mod_ms = $1 WHERE id = $2 AND rev = $3",
+        )
+        .bind(now)
+        .bind(&version.id)
+        .bind(version.rev)
+        .execute(&mut *tx)
+        .await?;
+        if r.rows_affected() != 1 {
+            return Err(StoreError::Conflict);
+        }
         insert_op(&mut tx, op).await?;
         tx.commit().await?;
         Ok(())
@@ -449,9 +614,14 @@ impl Store {
         r.as_ref().map(alias_row).transpose()
     }
 
-    /// Inserts an alias unless the function already has `max` of them.
+    /// Inserts an alias unless the function already has `max` of them (`Ok(false)`). The function is locked, and
+    /// its aliases counted and the versions the alias routes to checked, in the transaction that inserts:
+    /// `Conflict` when the function is gone or a version is missing or being deleted (re-read and decide again).
     pub async fn create_alias(&self, key: &FunctionKey, alias: &Alias, max: i64) -> Result<bool> {
-        let mut tx = self.db.write.begin().await?;
+        let mut tx = self.begin_checked().await?;
+        if !lock_function(&mut tx, self.db.dialect, key).await? {
+            return Err(StoreError::Conflict);
+        }
         let n: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM aliases WHERE app_id = $1 AND namespace = $2 AND function_name = $3",
         )
@@ -464,13 +634,25 @@ impl Store {
         if n >= max {
             return Ok(false);
         }
+        if !alias_targets_live(&mut tx, key, alias).await? {
+            return Err(StoreError::Conflict);
+        }
         insert_alias(&mut tx, key, alias).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    /// Replaces an alias's target, routing and description. False when there is no such alias.
+    /// Replaces an alias's target, routing and description. False when there is no such alias; `Conflict` when
+    /// the function is gone or a version it would route to is missing or being deleted (checked under the
+    /// function's lock, as for [`Store::create_alias`]).
     pub async fn update_alias(&self, key: &FunctionKey, alias: &Alias) -> Result<bool> {
+        let mut tx = self.begin_checked().await?;
+        if !lock_function(&mut tx, self.db.dialect, key).await? {
+            return Err(StoreError::Conflict);
+        }
+        if !alias_targets_live(&mut tx, key, alias).await? {
+            return Err(StoreError::Conflict);
+        }
         let r = sqlx::query(
             "UPDATE aliases SET function_version = $1, routing = $2, description = $3, mod_ms = $4 \
              WHERE app_id = $5 AND namespace = $6 AND function_name = $7 AND name = $8",
@@ -483,9 +665,13 @@ impl Store {
         .bind(&key.namespace)
         .bind(&key.name)
         .bind(&alias.name)
-        .execute(&self.db.write)
+        .execute(&mut *tx)
         .await?;
-        Ok(r.rows_affected() == 1)
+        if r.rows_affected() != 1 {
+            return Ok(false);
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     pub async fn delete_alias(&self, key: &FunctionKey, name: &str) -> Result<bool> {

@@ -70,6 +70,16 @@ impl Store {
         .bind(&layer.name)
         .execute(&mut *tx)
         .await?;
+        // The counter row is updated (and so locked) before the live versions are counted: concurrent publishes
+        // of one layer count one after the other, and a refused one rolls its number back.
+        let version: i64 = sqlx::query(
+            "UPDATE layer_names SET next_version = next_version + 1 WHERE app_id = $1 AND name = $2 RETURNING next_version - 1 AS v",
+        )
+        .bind(layer.app_id)
+        .bind(&layer.name)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get("v")?;
         let live: i64 = sqlx::query(
             "SELECT COUNT(*) AS n FROM layers WHERE app_id = $1 AND name = $2 AND status <> 'Deleted'",
         )
@@ -81,14 +91,6 @@ impl Store {
         if live >= max_versions {
             return Ok(None);
         }
-        let version: i64 = sqlx::query(
-            "UPDATE layer_names SET next_version = next_version + 1 WHERE app_id = $1 AND name = $2 RETURNING next_version - 1 AS v",
-        )
-        .bind(layer.app_id)
-        .bind(&layer.name)
-        .fetch_one(&mut *tx)
-        .await?
-        .try_get("v")?;
         sqlx::query(&format!(
             "INSERT INTO layers ({COLUMNS}, mod_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 0, $11, $11)"
         ))

@@ -24,6 +24,20 @@ pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
 
+/// The database's clock in milliseconds since the Unix epoch (PostgreSQL), so that every node of a cluster
+/// stamps and ages the shared blobs by the same clock.
+const PG_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// Holds a blob collection between two of its steps when a test configures the fail point (`failpoints`
+/// feature); nothing otherwise. Evaluated off the async threads, since a paused fail point blocks its thread.
+#[cfg(feature = "failpoints")]
+async fn pause_point(name: &'static str) {
+    let _ = tokio::task::spawn_blocking(move || fail::fail_point!(name)).await;
+}
+
+#[cfg(not(feature = "failpoints"))]
+async fn pause_point(_name: &'static str) {}
+
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
@@ -61,7 +75,9 @@ impl Store {
     }
 
     /// Stores a package durably before any record refers to it: in the local blob directory (fsynced) and, on
-    /// PostgreSQL, in the shared `blobs` table so that every node can fetch it.
+    /// PostgreSQL, in the shared `blobs` table so that every node can fetch it. Storing bytes that are already
+    /// there restarts their grace period in both places (a function deleted and created again with the same zip
+    /// must not lose it to a collection that saw it unreferenced), by the database's clock on the shared table.
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<model::CodeRef> {
         let blobs = self.blobs.clone();
         let (code, bytes) =
@@ -72,14 +88,24 @@ impl Store {
                     source: std::io::Error::other(e.to_string()),
                 })??;
         if self.shared_blobs() {
-            sqlx::query(
-                "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING",
-            )
+            // Most re-uploads find the row: refresh it without sending the content again.
+            let refreshed = sqlx::query(&format!(
+                "UPDATE blobs SET created_ms = {PG_NOW_MS} WHERE sha256 = $1"
+            ))
             .bind(&code.sha256)
-            .bind(bytes)
-            .bind(now_ms())
             .execute(&self.db.write)
-            .await?;
+            .await?
+            .rows_affected();
+            if refreshed == 0 {
+                sqlx::query(&format!(
+                    "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, {PG_NOW_MS}) \
+                     ON CONFLICT (sha256) DO UPDATE SET created_ms = EXCLUDED.created_ms"
+                ))
+                .bind(&code.sha256)
+                .bind(bytes)
+                .execute(&self.db.write)
+                .await?;
+            }
         }
         Ok(code)
     }
@@ -136,29 +162,90 @@ impl Store {
             })?
     }
 
-    /// Collects blobs no record references (older than `grace`) locally and, on PostgreSQL, in the shared table.
+    /// Collects blobs no record references and nobody uploaded in the last `grace` (which covers an upload whose
+    /// record has not committed yet), locally and, on PostgreSQL, in the shared table. Returns how many local
+    /// blobs went.
+    ///
+    /// A record that commits while this runs never loses its blob, on one node or on a cluster (each node with
+    /// its own blob directory, all sharing the `blobs` table):
+    ///
+    /// 1. The cutoffs (now minus `grace`, by this node's clock for its files and by the database's clock for the
+    ///    table) are taken before the references are read. An upload older than the cutoff committed its record
+    ///    before that read, so its blob is referenced; any later upload (or re-upload) carries a newer time.
+    /// 2. Local candidates are moved aside, then the references are read again, and a moved blob is deleted only
+    ///    if it is still unreferenced and still older than the cutoff (`BlobStore::move_aside` says why the
+    ///    move closes the race with an upload's refresh); the others are put back.
+    /// 3. A table row goes only through `DELETE … WHERE sha256 = $1 AND created_ms < $cutoff`, one atomic
+    ///    statement, after the second read: a re-upload on any node either refreshed `created_ms` before it (the
+    ///    row stays) or inserts the row again after it.
     pub async fn collect_blobs(&self, grace: std::time::Duration) -> Result<usize> {
+        use sqlx::Row;
+        let local_cutoff = std::time::SystemTime::now()
+            .checked_sub(grace)
+            .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
+        let shared_cutoff = if self.shared_blobs() {
+            let now: i64 = sqlx::query(&format!("SELECT {PG_NOW_MS} AS now"))
+                .fetch_one(&self.db.read)
+                .await?
+                .try_get("now")?;
+            Some(now - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
+        } else {
+            None
+        };
         let referenced = self.referenced_blobs().await?;
-        if self.shared_blobs() {
-            use sqlx::Row;
-            let cutoff = now_ms() - grace.as_millis() as i64;
-            let rows = sqlx::query("SELECT sha256 FROM blobs WHERE created_ms < $1")
+        let mut shared = Vec::new();
+        if let Some(cutoff) = shared_cutoff {
+            for r in sqlx::query("SELECT sha256 FROM blobs WHERE created_ms < $1")
                 .bind(cutoff)
                 .fetch_all(&self.db.read)
-                .await?;
-            for r in rows {
+                .await?
+            {
                 let sha: String = r.try_get("sha256")?;
                 if !referenced.contains(&sha) {
-                    sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND created_ms < $2")
-                        .bind(&sha)
-                        .bind(cutoff)
-                        .execute(&self.db.write)
-                        .await?;
+                    shared.push(sha);
                 }
             }
         }
+        let candidates = self
+            .blocking(move |b| b.unreferenced_before(&referenced, local_cutoff))
+            .await?;
+        pause_point("collect-blobs-chosen").await;
+        let moved = self.blocking(move |b| b.move_aside(&candidates)).await?;
+        pause_point("collect-blobs-moved").await;
+        let referenced = match self.referenced_blobs().await {
+            Ok(r) => r,
+            Err(e) => {
+                // Put everything back: nothing was decided.
+                let all: std::collections::HashSet<String> = moved.iter().cloned().collect();
+                self.blocking(move |b| b.settle(&moved, &all, local_cutoff))
+                    .await?;
+                return Err(e);
+            }
+        };
+        let removed = {
+            let referenced = referenced.clone();
+            self.blocking(move |b| b.settle(&moved, &referenced, local_cutoff))
+                .await?
+        };
+        if let Some(cutoff) = shared_cutoff {
+            for sha in shared.iter().filter(|s| !referenced.contains(*s)) {
+                sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND created_ms < $2")
+                    .bind(sha)
+                    .bind(cutoff)
+                    .execute(&self.db.write)
+                    .await?;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// Runs blocking blob work off the async threads.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&BlobStore) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
         let blobs = self.blobs.clone();
-        tokio::task::spawn_blocking(move || blobs.collect(&referenced, grace))
+        tokio::task::spawn_blocking(move || f(&blobs))
             .await
             .map_err(|e| StoreError::Io {
                 path: "blobs".into(),

@@ -816,18 +816,24 @@ async fn blob_put_is_durable_and_idempotent(b: Backend) {
     let path = env.store.blobs.path(&code.sha256);
     assert_eq!(std::fs::read(&path).expect("blob file"), bytes);
     assert_eq!(env.store.blobs.put(&bytes).expect("put again"), code);
-    let tmp = env.dir.path().join("tmp");
+    let own_tmp = env.store.blobs.temp_dir().to_path_buf();
+    assert!(own_tmp.starts_with(env.dir.path().join("tmp")));
     assert_eq!(
-        std::fs::read_dir(&tmp).expect("tmp dir").count(),
+        std::fs::read_dir(&own_tmp)
+            .expect("tmp dir")
+            .filter(|e| e.as_ref().is_ok_and(|e| e.file_name() != "lock"))
+            .count(),
         0,
         "no temporary file is left behind"
     );
-    // Another process opening the directory sees it, and clears what a crash mid-write left.
-    std::fs::write(tmp.join("half-written"), b"partial").expect("leftover");
+    // Another handle on the directory sees it, and leaves the first one's temporary files alone.
+    std::fs::write(own_tmp.join("in-progress"), b"partial").expect("work in progress");
     let other = env.reopen().await;
     assert_eq!(other.blobs.read(&code.sha256).expect("read"), bytes);
     assert!(other.blobs.exists(&code.sha256));
-    assert_eq!(std::fs::read_dir(&tmp).expect("tmp dir").count(), 0);
+    assert_ne!(other.blobs.temp_dir(), own_tmp);
+    assert_eq!(other.blobs.clean_stale_temp().expect("clean"), 0);
+    assert!(own_tmp.join("in-progress").exists());
     assert!(matches!(
         other.blobs.read(&"0".repeat(64)),
         Err(StoreError::BlobMissing { .. })
@@ -951,6 +957,463 @@ async fn collect_keeps_referenced_blobs(b: Backend) {
     assert!(blobs.exists(&serving_code.sha256));
 }
 
+// ---------------------------------------------------------------------------------------------------------------
+// Races of blob collection, aliases against version deletes (hardening)
+// ---------------------------------------------------------------------------------------------------------------
+
+/// Runs one statement on a connection of its own.
+async fn exec(env: &Env, sql: &str) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::any::AnyPoolOptions::new()
+        .max_connections(1)
+        .connect(env.db.url())
+        .await
+        .expect("inspection connection");
+    sqlx::query(sql)
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    pool.close().await;
+}
+
+/// Records a function whose pending code is `code`; returns the row and its operation.
+#[cfg(feature = "failpoints")]
+async fn create_with(env: &Env, name: &str, code: CodeRef, now: i64) -> (FunctionRow, NewOp) {
+    let row = new_function(name, code, now);
+    let op = new_op("CreateFunction", &row.id, now);
+    env.store
+        .create_function(&row, &default_alias(now), &op)
+        .await
+        .expect("create function");
+    (row, op)
+}
+
+/// A collection held at a fail point: `reached` fires when it gets there, and it goes on when this is dropped.
+#[cfg(feature = "failpoints")]
+struct Held {
+    name: &'static str,
+    reached: std::sync::mpsc::Receiver<()>,
+    _release: std::sync::mpsc::Sender<()>,
+}
+
+#[cfg(feature = "failpoints")]
+impl Held {
+    fn at(name: &'static str) -> Held {
+        let (reached_tx, reached) = std::sync::mpsc::channel();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let reached_tx = std::sync::Mutex::new(reached_tx);
+        let release_rx = std::sync::Mutex::new(release_rx);
+        fail::cfg_callback(name, move || {
+            if let Ok(tx) = reached_tx.lock() {
+                let _ = tx.send(());
+            }
+            // Bounded: a test that forgets to release fails on its own deadline, not here.
+            if let Ok(rx) = release_rx.lock() {
+                let _ = rx.recv_timeout(Duration::from_secs(30));
+            }
+        })
+        .expect("configure fail point");
+        Held {
+            name,
+            reached,
+            _release: release,
+        }
+    }
+
+    async fn wait_reached(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            match self.reached.try_recv() {
+                Ok(()) => return,
+                Err(std::sync::mpsc::TryRecvError::Empty)
+                    if std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(5)).await
+                }
+                Err(e) => panic!("the collection never reached {}: {e}", self.name),
+            }
+        }
+    }
+}
+
+#[cfg(feature = "failpoints")]
+impl Drop for Held {
+    fn drop(&mut self) {
+        fail::remove(self.name);
+    }
+}
+
+/// Fail points are process-wide: the tests that hold a collection run one at a time.
+#[cfg(feature = "failpoints")]
+static FAILPOINT_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A create of a zip whose earlier function was deleted (so its blob is old and unreferenced: a collection's
+/// candidate) races the collector, held between reading the references and deleting (before and after it moves
+/// the candidates aside): the blob is never lost, on this node nor (PostgreSQL) for another node that fetches it
+/// from the shared table. Before the fix, the local unlink took the refreshed blob and the shared row kept its
+/// first upload's time, so both went.
+#[cfg(feature = "failpoints")]
+async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
+    let _serial = FAILPOINT_TESTS.lock().await;
+    let env = Env::new(&b).await;
+    // Another node: its own blob directory, the same database.
+    let node_b_dir = tempfile::tempdir().expect("node b dir");
+    let node_b = Store::open(env.db.url(), node_b_dir.path(), SqliteSync::Normal)
+        .await
+        .expect("node b");
+    let grace = Duration::from_secs(60);
+    let mut round = 0u32;
+    for point in ["collect-blobs-chosen", "collect-blobs-moved"] {
+        for _ in 0..3 {
+            round += 1;
+            let now = 10_000 + i64::from(round) * 100;
+            let zip = zips::python_hello_v(5_000 + round);
+            // The zip's first function, deleted: its blob is unreferenced and (aged) past the grace period.
+            let code = env.store.put_blob(zip.clone()).await.expect("first upload");
+            let (first, op) = create_with(&env, &format!("first{round}"), code.clone(), now).await;
+            let claimed = claim_id(&env.store, "deleter", now, &op.id).await;
+            env.store
+                .finish_op(
+                    &claimed,
+                    Finish::DeleteFunction {
+                        key: first.key.clone(),
+                    },
+                    now,
+                )
+                .await
+                .expect("delete the first function");
+            let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+            std::fs::File::options()
+                .append(true)
+                .open(env.store.blobs.path(&code.sha256))
+                .and_then(|f| f.set_modified(an_hour_ago))
+                .expect("age the local blob");
+            if b.is_postgres() {
+                exec(
+                    &env,
+                    &format!(
+                        "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
+                        code.sha256
+                    ),
+                )
+                .await;
+            }
+
+            let held = Held::at(point);
+            let collector = {
+                let store = env.store.clone();
+                tokio::spawn(async move { store.collect_blobs(grace).await })
+            };
+            held.wait_reached().await;
+            if point == "collect-blobs-moved" {
+                // Moved aside, the blob is still found by readers (a worker preparing a record that committed
+                // during the collection).
+                assert!(
+                    env.store.blobs.exists(&code.sha256),
+                    "round {round}: found while aside"
+                );
+                assert_eq!(
+                    env.store.read_blob(&code.sha256).await.expect("read aside"),
+                    zip
+                );
+            }
+            // The racing create: upload the same zip again, then commit a record that references it.
+            let again = env.store.put_blob(zip.clone()).await.expect("re-upload");
+            assert_eq!(again, code);
+            let (second, _) = create_with(&env, &format!("second{round}"), again, now + 1).await;
+            drop(held);
+            collector
+                .await
+                .expect("collector task")
+                .expect("collection");
+
+            assert!(
+                env.store.blobs.path(&code.sha256).is_file(),
+                "round {round} ({point}): the committed record's blob is in place"
+            );
+            assert_eq!(env.store.read_blob(&code.sha256).await.expect("read"), zip);
+            if b.is_postgres() {
+                assert_eq!(
+                    node_b
+                        .read_blob(&code.sha256)
+                        .await
+                        .unwrap_or_else(|e| panic!(
+                            "round {round} ({point}): another node cannot fetch the blob: {e}"
+                        )),
+                    zip
+                );
+            }
+            // And later collections keep it while the record refers to it.
+            env.store
+                .collect_blobs(Duration::ZERO)
+                .await
+                .expect("collect");
+            assert!(env.store.blobs.exists(&code.sha256));
+            let row = env
+                .store
+                .function_by_id(&second.id)
+                .await
+                .expect("read")
+                .expect("the second function");
+            assert_eq!(row.pending.expect("pending").code, code);
+            assert_eq!(
+                std::fs::read_dir(env.store.blobs.temp_dir().join("trash"))
+                    .map(|d| d.count())
+                    .unwrap_or(0),
+                0,
+                "nothing left aside"
+            );
+        }
+    }
+    // Unreferenced and old, a blob does go (the collection still collects).
+    let orphan = env
+        .store
+        .put_blob(zips::python_hello_v(4_999))
+        .await
+        .expect("orphan");
+    std::fs::File::options()
+        .append(true)
+        .open(env.store.blobs.path(&orphan.sha256))
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
+        .expect("age");
+    if b.is_postgres() {
+        exec(
+            &env,
+            &format!(
+                "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
+                orphan.sha256
+            ),
+        )
+        .await;
+    }
+    assert_eq!(env.store.collect_blobs(grace).await.expect("collect"), 1);
+    assert!(!env.store.blobs.exists(&orphan.sha256));
+    if b.is_postgres() {
+        assert_eq!(
+            env.count(&format!(
+                "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{}'",
+                orphan.sha256
+            ))
+            .await,
+            0
+        );
+    }
+    node_b.close().await;
+}
+
+/// A re-upload of bytes already in the shared table restarts their grace period there too.
+async fn re_upload_restarts_the_grace_period(b: Backend) {
+    let env = Env::new(&b).await;
+    let zip = zips::python_hello_v(4_998);
+    let code = env.store.put_blob(zip.clone()).await.expect("upload");
+    std::fs::File::options()
+        .append(true)
+        .open(env.store.blobs.path(&code.sha256))
+        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
+        .expect("age");
+    if b.is_postgres() {
+        exec(
+            &env,
+            &format!(
+                "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
+                code.sha256
+            ),
+        )
+        .await;
+    }
+    env.store.put_blob(zip).await.expect("upload again");
+    // Unreferenced, but uploaded just now: a collection with a minute's grace keeps it everywhere.
+    assert_eq!(
+        env.store
+            .collect_blobs(Duration::from_secs(60))
+            .await
+            .expect("collect"),
+        0
+    );
+    assert!(env.store.blobs.exists(&code.sha256));
+    if b.is_postgres() {
+        assert_eq!(
+            env.count(&format!(
+                "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{}' AND created_ms > 0",
+                code.sha256
+            ))
+            .await,
+            1
+        );
+    }
+}
+
+/// An Active version `v` of `f` (published through the recorded path).
+async fn active_version(env: &Env, f: &FunctionRow, now: i64) -> FunctionRow {
+    let latest = env
+        .store
+        .function_by_id(&f.id)
+        .await
+        .expect("read")
+        .expect("latest");
+    let version = FunctionRow {
+        id: unique_id("ver-"),
+        qualifier: latest.next_version.to_string(),
+        status: FunctionStatus::Publishing,
+        pending: latest.serving.clone(),
+        serving: None,
+        next_version: 0,
+        rev: 0,
+        ..latest.clone()
+    };
+    let op = new_op("PublishVersion", &version.id, now);
+    env.store
+        .begin_publish(&latest.id, latest.rev, &version, &op)
+        .await
+        .expect("publish");
+    let claimed = claim_id(&env.store, "publisher", now, &op.id).await;
+    env.store
+        .finish_op(
+            &claimed,
+            Finish::Promote {
+                row_id: version.id.clone(),
+                snapshot: version.pending.clone().expect("pending"),
+                then_publish: None,
+            },
+            now,
+        )
+        .await
+        .expect("promote version");
+    env.store
+        .function_by_id(&version.id)
+        .await
+        .expect("read")
+        .expect("version")
+}
+
+fn alias_to(name: &str, version: &str, now: i64) -> Alias {
+    Alias {
+        name: name.into(),
+        function_version: version.into(),
+        ..default_alias(now)
+    }
+}
+
+/// The interleavings the control plane's early checks cannot see, decided inside the store's transactions: an
+/// alias written after its version started deleting, and a version delete started after an alias came to route
+/// to it, are both refused (`Conflict`: decide again), and write nothing.
+async fn aliases_and_version_deletes_refuse_each_other(b: Backend) {
+    let env = Env::new(&b).await;
+    let f = create_active(&env, "aliased", 1, 1_000).await;
+    let v1 = active_version(&env, &f, 2_000).await;
+    let v2 = active_version(&env, &f, 2_100).await;
+    let v3 = active_version(&env, &f, 2_200).await;
+
+    // The alias's checks passed (v1 Active), then the delete of v1 committed: the alias write is refused.
+    let dop = new_op("DeleteVersion", &v1.id, 3_000);
+    env.store
+        .begin_delete_version(&v1, &dop, 3_000)
+        .await
+        .expect("delete v1");
+    assert!(matches!(
+        env.store
+            .create_alias(&f.key, &alias_to("a1", "1", 3_100), 10)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let mut weighted = alias_to("a2", "2", 3_100);
+    weighted.routing.weights = vec![model::VersionWeight {
+        version: "1".into(),
+        weight: 0.5,
+    }];
+    assert!(matches!(
+        env.store.create_alias(&f.key, &weighted, 10).await,
+        Err(StoreError::Conflict)
+    ));
+    assert!(matches!(
+        env.store
+            .update_alias(&f.key, &alias_to("$DEFAULT", "1", 3_200))
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    let names: Vec<String> = env
+        .store
+        .aliases(&f.key)
+        .await
+        .expect("aliases")
+        .into_iter()
+        .map(|a| a.name)
+        .collect();
+    assert_eq!(names, vec!["$DEFAULT".to_string()]);
+    assert_eq!(
+        env.store
+            .alias(&f.key, "$DEFAULT")
+            .await
+            .expect("read")
+            .expect("$DEFAULT")
+            .function_version,
+        "$LATEST"
+    );
+
+    // The delete's checks passed (no alias), then an alias to v2 committed: the delete is refused.
+    assert!(
+        env.store
+            .create_alias(&f.key, &alias_to("prod", "2", 4_000), 10)
+            .await
+            .expect("alias to v2")
+    );
+    let ops_before = env.store.pending_ops().await.expect("ops");
+    assert!(matches!(
+        env.store
+            .begin_delete_version(&v2, &new_op("DeleteVersion", &v2.id, 4_100), 4_100)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    // Also when the alias only routes part of the traffic there.
+    let mut canary = alias_to("canary", "2", 4_200);
+    canary.routing.weights = vec![model::VersionWeight {
+        version: "3".into(),
+        weight: 0.1,
+    }];
+    assert!(
+        env.store
+            .create_alias(&f.key, &canary, 10)
+            .await
+            .expect("canary alias")
+    );
+    assert!(matches!(
+        env.store
+            .begin_delete_version(&v3, &new_op("DeleteVersion", &v3.id, 4_300), 4_300)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(env.store.pending_ops().await.expect("ops"), ops_before);
+    for v in [&v2, &v3] {
+        let now = env
+            .store
+            .function_by_id(&v.id)
+            .await
+            .expect("read")
+            .expect("version kept");
+        assert_eq!(now.status, FunctionStatus::Active);
+        assert_eq!(now.rev, v.rev, "nothing written");
+    }
+    // Unbound, it can go.
+    assert!(
+        env.store
+            .delete_alias(&f.key, "canary")
+            .await
+            .expect("unbind")
+    );
+    env.store
+        .begin_delete_version(&v3, &new_op("DeleteVersion", &v3.id, 4_400), 4_400)
+        .await
+        .expect("delete v3");
+
+    // A function that is gone takes no alias.
+    assert!(matches!(
+        env.store
+            .create_alias(&key("nobody"), &alias_to("x", "$LATEST", 5_000), 10)
+            .await,
+        Err(StoreError::Conflict)
+    ));
+}
+
 on_both_backends_async!(
     migrations_apply_twice_idempotently,
     claim_is_exclusive_under_concurrency,
@@ -962,3 +1425,11 @@ on_both_backends_async!(
     blob_put_is_durable_and_idempotent,
     collect_keeps_referenced_blobs,
 );
+
+on_both_backends_async!(
+    re_upload_restarts_the_grace_period,
+    aliases_and_version_deletes_refuse_each_other,
+);
+
+#[cfg(feature = "failpoints")]
+on_both_backends_async!(collection_racing_a_create_of_the_same_zip_keeps_its_blob);

@@ -280,6 +280,16 @@ fn execution(
 
 async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
+    // Only the server clears what dead processes left in DATA_DIR/tmp: `stratus account …` and `stratus key …`
+    // may run beside a live server and touch nothing of its temporary files.
+    match ctl.store().blobs.clean_stale_temp() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(
+            removed = n,
+            "cleared temporary files of processes that are gone"
+        ),
+        Err(e) => tracing::warn!(error = %e, "could not clear stale temporary files"),
+    }
     let engine = execution(unsandboxed, &settings.data_dir, &settings.execution)?;
     let ctl = ctl.with_engine(engine.clone());
     ensure_dev_account(&ctl, &settings.data_dir).await?;

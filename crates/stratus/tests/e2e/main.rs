@@ -4,6 +4,7 @@
 //! application/json` exactly, a `RequestId`). Tests that hold or fail an asynchronous step on purpose need the
 //! `failpoints` feature (`cargo test --all-features`).
 
+mod cli_beside_server;
 mod durability;
 mod layers;
 mod lifecycle;
