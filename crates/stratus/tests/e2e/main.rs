@@ -7,6 +7,7 @@
 mod durability;
 mod layers;
 mod lifecycle;
+mod limits;
 mod protocol;
 mod status_rules;
 mod tenancy;
