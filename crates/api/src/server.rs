@@ -356,12 +356,18 @@ impl RequestBody {
         };
         let mut hasher = hash.then(Sha256::new);
         let mut buf = Vec::with_capacity(announced.unwrap_or(0).min(FIRST_CHUNK));
+        let timer = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(timer);
         loop {
-            let frame = match tokio::time::timeout_at(self.deadline, self.body.frame()).await {
-                Err(_) => return Err(BodyError::TimedOut),
-                Ok(None) => break,
-                Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
-                Ok(Some(Ok(frame))) => frame,
+            let frame = tokio::select! {
+                biased;
+                frame = self.body.frame() => frame,
+                () = &mut timer => return Err(BodyError::TimedOut),
+            };
+            let frame = match frame {
+                None => break,
+                Some(Err(e)) => return Err(BodyError::Read(e.to_string())),
+                Some(Ok(frame)) => frame,
             };
             let Ok(data) = frame.into_data() else {
                 continue;

@@ -161,8 +161,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             api,
         } => {
             let settings = Settings::resolve(&common, listen, workers)?;
-            let api = api.resolve(&settings.api)?;
-            serve(settings, api, unsandboxed).await
+            let limits = api.resolve(&settings.api)?;
+            serve(settings, limits, unsandboxed).await
         }
         Command::Account { command } => match command {
             AccountCommand::Create { common } => {
@@ -285,7 +285,11 @@ fn execution(
     Ok(engine::Engine::new(cfg, launcher))
 }
 
-async fn serve(settings: Settings, api: api::ApiConfig, unsandboxed: bool) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    api_cfg: api::ApiConfig,
+    unsandboxed: bool,
+) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
     let engine = execution(unsandboxed, &settings.data_dir, &settings.execution)?;
     let ctl = ctl.with_engine(engine.clone());
@@ -330,7 +334,7 @@ async fn serve(settings: Settings, api: api::ApiConfig, unsandboxed: bool) -> an
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
-    let app = api::router(ctl.clone(), api.clone());
+    let app = api::router(ctl.clone(), api_cfg.clone());
     tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
         let mut out = std::io::stdout().lock();
@@ -338,7 +342,7 @@ async fn serve(settings: Settings, api: api::ApiConfig, unsandboxed: bool) -> an
         out.flush()?;
     }
     // Until SIGTERM; then requests in flight finish.
-    api::serve(listener, app, &api, shutdown_signal()).await;
+    api::serve(listener, app, &api_cfg, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = gc.await;

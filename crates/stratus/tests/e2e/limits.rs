@@ -190,7 +190,7 @@ fn idle_and_slow_clients_are_cut(b: Backend) {
         let t = Instant::now();
         c.ok("ListFunctions", json!({"Limit": 1}));
         assert!(
-            t.elapsed() < Duration::from_secs(2),
+            t.elapsed() < Duration::from_secs(5),
             "a normal call took {:?}",
             t.elapsed()
         );
