@@ -5,12 +5,14 @@
 mod actions;
 pub mod download;
 pub mod error;
+mod serve;
 mod server;
 pub mod tc3;
 mod views;
 pub mod wire;
 
 pub use error::ApiError;
+pub use serve::serve;
 pub use server::{ApiConfig, router};
 
 /// The actions Stratus serves; every other action of the API answers `UnsupportedOperation`.

@@ -1,11 +1,11 @@
 //! The HTTP surface: `POST /` for the API, `/healthz` and `/readyz` for operators.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, HttpBody};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -15,13 +15,21 @@ use sha2::{Digest, Sha256};
 use crate::error::ApiError;
 use crate::tc3;
 
-/// Protocol settings.
+/// Protocol and connection settings.
 #[derive(Debug, Clone)]
 pub struct ApiConfig {
     /// Largest request body accepted (the SDKs send a 50 MiB zip as ~67 MiB of JSON).
     pub max_body_bytes: usize,
     /// Allowed clock skew of `X-TC-Timestamp`, in seconds.
-    pub max_skew_secs: i64,
+    pub max_skew_secs: u64,
+    /// Connections served at once; beyond it, new connections wait in the listen backlog until one closes.
+    pub max_connections: usize,
+    /// Time from the first byte of a request head to its end.
+    pub header_timeout: Duration,
+    /// Time for a request body to arrive, counted from the end of its head.
+    pub body_timeout: Duration,
+    /// Time a connection may stay open with no request in flight and no bytes moving (keep-alive).
+    pub idle_timeout: Duration,
 }
 
 impl Default for ApiConfig {
@@ -29,6 +37,10 @@ impl Default for ApiConfig {
         ApiConfig {
             max_body_bytes: 80 * 1024 * 1024,
             max_skew_secs: 300,
+            max_connections: 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(60),
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -40,7 +52,6 @@ struct AppState {
 
 /// The API router.
 pub fn router(control: Control, cfg: ApiConfig) -> Router {
-    let limit = cfg.max_body_bytes;
     let state = Arc::new(AppState { control, cfg });
     Router::new()
         .route("/", post(api).get(api_get))
@@ -48,7 +59,6 @@ pub fn router(control: Control, cfg: ApiConfig) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
@@ -250,30 +260,23 @@ async fn api_get(headers: HeaderMap) -> Response {
     )
 }
 
-async fn api(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
-) -> Response {
+/// A form body of at most this size is read to recognise a legacy (HmacSHA1/HmacSHA256) signature.
+const LEGACY_PEEK_BYTES: usize = 64 * 1024;
+/// The first allocation for a body; it then grows with what arrives, never past the announced length.
+const FIRST_CHUNK: usize = 64 * 1024;
+
+async fn api(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> Response {
     let started = Instant::now();
     let id = uuid::Uuid::new_v4().to_string();
-    let action = header_str(&headers, "x-tc-action")
-        .unwrap_or("")
-        .to_string();
-    let result = match body {
-        Ok(body) => handle(&st, &headers, &action, &body).await,
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::new(
-            "RequestSizeLimitExceeded",
-            format!(
-                "The request body is larger than the {} bytes Stratus accepts.",
-                st.cfg.max_body_bytes
-            ),
-        )),
-        Err(e) => Err(ApiError::new(
-            "InvalidParameter",
-            format!("The request body could not be read: {e}."),
-        )),
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    let action = header_str(headers, "x-tc-action").unwrap_or("");
+    let mut body = RequestBody {
+        body,
+        done: false,
+        deadline: tokio::time::Instant::now() + st.cfg.body_timeout,
     };
+    let result = handle(&st, headers, action, &mut body).await;
     match &result {
         Ok(_) => {
             tracing::debug!(%action, request_id = %id, us = started.elapsed().as_micros() as u64, "ok")
@@ -282,26 +285,167 @@ async fn api(
             tracing::info!(%action, request_id = %id, code = %e.code, message = %e.message, "refused")
         }
     }
-    reply(&headers, &id, result)
+    let mut resp = reply(headers, &id, result);
+    let expects_continue =
+        header_str(headers, "expect").is_some_and(|e| e.eq_ignore_ascii_case("100-continue"));
+    if !body.discard_rest(expects_continue, parts.extensions) {
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
+/// A request body, read only once the headers have passed their checks.
+struct RequestBody {
+    body: Body,
+    /// Read to its end.
+    done: bool,
+    deadline: tokio::time::Instant,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum BodyError {
+    TooLarge,
+    TimedOut,
+    Read(String),
+}
+
+impl BodyError {
+    fn into_api(self, cfg: &ApiConfig) -> ApiError {
+        match self {
+            BodyError::TooLarge => ApiError::new(
+                "RequestSizeLimitExceeded",
+                format!(
+                    "The request body is larger than the {} bytes Stratus accepts.",
+                    cfg.max_body_bytes
+                ),
+            ),
+            BodyError::TimedOut => ApiError::new(
+                "InvalidParameter",
+                format!(
+                    "The request body did not arrive within {} seconds.",
+                    cfg.body_timeout.as_secs_f64()
+                ),
+            ),
+            BodyError::Read(e) => ApiError::new(
+                "InvalidParameter",
+                format!("The request body could not be read: {e}."),
+            ),
+        }
+    }
+}
+
+impl RequestBody {
+    /// The length the client announced (`Content-Length`), if it did.
+    fn announced(&self) -> Option<u64> {
+        HttpBody::size_hint(&self.body).exact()
+    }
+
+    /// Reads the whole body, refusing it past `limit` bytes (at once when the announced length is over), and
+    /// computes its SHA-256 as it arrives when `hash` is set.
+    async fn collect(
+        &mut self,
+        limit: usize,
+        hash: bool,
+    ) -> Result<(Vec<u8>, Option<[u8; 32]>), BodyError> {
+        use http_body_util::BodyExt;
+        let announced = match self.announced() {
+            Some(n) if n > limit as u64 => return Err(BodyError::TooLarge),
+            Some(n) => Some(n as usize),
+            None => None,
+        };
+        let mut hasher = hash.then(Sha256::new);
+        let mut buf = Vec::with_capacity(announced.unwrap_or(0).min(FIRST_CHUNK));
+        let timer = tokio::time::sleep_until(self.deadline);
+        tokio::pin!(timer);
+        loop {
+            let frame = tokio::select! {
+                biased;
+                frame = self.body.frame() => frame,
+                () = &mut timer => return Err(BodyError::TimedOut),
+            };
+            let frame = match frame {
+                None => break,
+                Some(Err(e)) => return Err(BodyError::Read(e.to_string())),
+                Some(Ok(frame)) => frame,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let needed = buf.len() + data.len();
+            if needed > limit {
+                return Err(BodyError::TooLarge);
+            }
+            if needed > buf.capacity() {
+                // Doubling, but never past the announced length: memory follows what actually arrived.
+                let grown = needed.max(buf.capacity() * 2).min(limit);
+                let target = announced
+                    .filter(|&a| a >= needed)
+                    .map_or(grown, |a| grown.min(a));
+                buf.reserve_exact(target - buf.len());
+            }
+            if let Some(h) = &mut hasher {
+                h.update(&data);
+            }
+            buf.extend_from_slice(&data);
+        }
+        self.done = true;
+        Ok((buf, hasher.map(|h| h.finalize().into())))
+    }
+
+    /// After the reply: a body left unread (the request was refused on its headers, or was too large) is read
+    /// and dropped in the background until its deadline, so that a client still sending it gets the reply
+    /// rather than a reset connection; `keep` (the request's extensions) keeps the connection marked busy
+    /// meanwhile. A client that waits for `100 Continue` is not invited to send it. Returns whether the
+    /// connection can stay open.
+    fn discard_rest(self, expects_continue: bool, keep: axum::http::Extensions) -> bool {
+        use http_body_util::BodyExt;
+        if self.done || self.body.is_end_stream() {
+            return true;
+        }
+        let deadline = self.deadline;
+        if expects_continue || tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        let mut body = self.body;
+        tokio::spawn(async move {
+            let _keep = keep;
+            let _ = tokio::time::timeout_at(deadline, async {
+                while let Some(Ok(_)) = body.frame().await {}
+            })
+            .await;
+        });
+        true
+    }
+}
+
+fn is_form(headers: &HeaderMap) -> bool {
+    header_str(headers, "content-type")
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
+}
+
+/// Everything but the body is checked first: the action, the version, the signature's form, the timestamp and
+/// the SecretId come from the headers; only then is the body read (hashed as it arrives) and the signature
+/// verified.
 async fn handle(
     st: &AppState,
     headers: &HeaderMap,
     action: &str,
-    body: &[u8],
+    body: &mut RequestBody,
 ) -> Result<serde_json::Value, ApiError> {
-    if action.is_empty()
-        && header_str(headers, "content-type")
-            .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
-        && body.windows(10).any(|w| w == b"Signature=")
-    {
-        return Err(ApiError::new(
-            "AuthFailure.InvalidAuthorization",
-            "The legacy HmacSHA1/HmacSHA256 signature is not supported by Stratus: sign with TC3-HMAC-SHA256 (the SDKs' default).",
-        ));
-    }
     if action.is_empty() {
+        if is_form(headers)
+            && body
+                .announced()
+                .is_none_or(|n| n <= LEGACY_PEEK_BYTES as u64)
+            && let Ok((form, _)) = body.collect(LEGACY_PEEK_BYTES, false).await
+            && form.windows(10).any(|w| w == b"Signature=")
+        {
+            return Err(ApiError::new(
+                "AuthFailure.InvalidAuthorization",
+                "The legacy HmacSHA1/HmacSHA256 signature is not supported by Stratus: sign with TC3-HMAC-SHA256 (the SDKs' default).",
+            ));
+        }
         return Err(ApiError::new(
             "MissingParameter",
             "The X-TC-Action header is required.",
@@ -322,17 +466,40 @@ async fn handle(
             ));
         }
     }
-    let caller = authenticate(st, headers, body).await?;
+    let signer = signer(st, headers).await?;
+    let unsigned = header_str(headers, "x-tc-content-sha256") == Some(tc3::UNSIGNED_PAYLOAD);
+    let (bytes, digest) = body
+        .collect(st.cfg.max_body_bytes, !unsigned)
+        .await
+        .map_err(|e| e.into_api(&st.cfg))?;
+    let payload_hash = match digest {
+        Some(d) => hex::encode(d),
+        None => hex::encode(Sha256::digest(tc3::UNSIGNED_PAYLOAD.as_bytes())),
+    };
+    let caller = signer.verify(headers, &payload_hash)?;
     let cx = crate::actions::Cx {
         ctl: st.control.clone(),
         caller,
         region: header_str(headers, "x-tc-region").unwrap_or("").to_string(),
         base_url: base_url(headers),
     };
-    crate::actions::dispatch(&cx, action, body).await
+    crate::actions::dispatch(&cx, action, &bytes).await
 }
 
-async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result<Caller, ApiError> {
+/// A request whose signature's form, timestamp and key passed; the signature itself waits for the body.
+struct Signer {
+    auth: tc3::Authorization,
+    secret_key: String,
+    caller: Caller,
+    timestamp: i64,
+}
+
+/// `ts` is within `max_skew` seconds of `now` (either way; no overflow at the extremes of `i64`).
+fn within_skew(now: i64, ts: i64, max_skew: u64) -> bool {
+    now.abs_diff(ts) <= max_skew
+}
+
+async fn signer(st: &AppState, headers: &HeaderMap) -> Result<Signer, ApiError> {
     let auth = header_str(headers, "authorization").ok_or_else(|| {
         ApiError::new(
             "AuthFailure.SignatureFailure",
@@ -350,7 +517,7 @@ async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             )
         })?;
     let now = unix_now();
-    if (now - ts).abs() > st.cfg.max_skew_secs {
+    if !within_skew(now, ts, st.cfg.max_skew_secs) {
         return Err(ApiError::new(
             "AuthFailure.SignatureExpire",
             format!(
@@ -365,18 +532,143 @@ async fn authenticate(st: &AppState, headers: &HeaderMap, body: &[u8]) -> Result
             "The SecretId is not found; check that it is correct and enabled.",
         )
     })?;
-    let payload_hash = if header_str(headers, "x-tc-content-sha256") == Some(tc3::UNSIGNED_PAYLOAD)
-    {
-        hex::encode(Sha256::digest(tc3::UNSIGNED_PAYLOAD.as_bytes()))
-    } else {
-        hex::encode(Sha256::digest(body))
-    };
-    let lookup = |name: &str| header_str(headers, name).map(str::to_string);
-    tc3::verify(&auth, &secret_key, "POST", "", &lookup, &payload_hash, ts).map_err(|e| {
-        ApiError::new(
-            "AuthFailure.SignatureFailure",
-            format!("The request signature does not match: {e}."),
+    Ok(Signer {
+        auth,
+        secret_key,
+        caller,
+        timestamp: ts,
+    })
+}
+
+impl Signer {
+    fn verify(self, headers: &HeaderMap, payload_hash: &str) -> Result<Caller, ApiError> {
+        let lookup = |name: &str| header_str(headers, name).map(str::to_string);
+        tc3::verify(
+            &self.auth,
+            &self.secret_key,
+            "POST",
+            "",
+            &lookup,
+            payload_hash,
+            self.timestamp,
         )
-    })?;
-    Ok(caller)
+        .map_err(|e| {
+            ApiError::new(
+                "AuthFailure.SignatureFailure",
+                format!("The request signature does not match: {e}."),
+            )
+        })?;
+        Ok(self.caller)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use axum::body::Bytes;
+    use hyper::body::{Frame, SizeHint};
+
+    use super::*;
+
+    /// A body that yields its chunks and then, unless `ends`, never finishes; it may announce a length.
+    struct Chunks {
+        chunks: VecDeque<Bytes>,
+        announced: Option<u64>,
+        ends: bool,
+    }
+
+    impl HttpBody for Chunks {
+        type Data = Bytes;
+        type Error = std::convert::Infallible;
+
+        fn poll_frame(
+            mut self: Pin<&mut Self>,
+            _cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+            match self.chunks.pop_front() {
+                Some(c) => Poll::Ready(Some(Ok(Frame::data(c)))),
+                None if self.ends => Poll::Ready(None),
+                None => Poll::Pending,
+            }
+        }
+
+        fn size_hint(&self) -> SizeHint {
+            self.announced.map(SizeHint::with_exact).unwrap_or_default()
+        }
+    }
+
+    fn body(chunks: &[&[u8]], announced: Option<u64>, ends: bool) -> RequestBody {
+        RequestBody {
+            body: Body::new(Chunks {
+                chunks: chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
+                announced,
+                ends,
+            }),
+            done: false,
+            deadline: tokio::time::Instant::now() + Duration::from_millis(200),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_body_is_hashed_as_it_arrives_and_kept_within_its_announced_length() {
+        let parts: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 50_000]).collect();
+        let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
+        let whole = parts.concat();
+        let mut b = body(&slices, Some(whole.len() as u64), true);
+        let (bytes, digest) = b.collect(1 << 20, true).await.expect("read");
+        assert_eq!(bytes, whole);
+        assert_eq!(
+            bytes.capacity(),
+            whole.len(),
+            "grown past the announced length"
+        );
+        assert_eq!(digest, Some(Sha256::digest(&whole).into()));
+        assert!(b.done);
+
+        let mut b = body(&slices, None, true);
+        let (bytes, digest) = b.collect(1 << 20, false).await.expect("read");
+        assert_eq!(bytes, whole);
+        assert_eq!(digest, None, "no hash asked for");
+    }
+
+    #[tokio::test]
+    async fn an_oversized_body_is_refused_at_once_or_as_soon_as_it_passes_the_limit() {
+        // Announced over the limit: refused without waiting for a byte (the body would never end).
+        let mut b = body(&[], Some(1_001), false);
+        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TooLarge));
+        assert!(!b.done);
+        // Not announced: refused when the bytes pass the limit, before the body ends.
+        let mut b = body(&[&[b'a'; 600], &[b'b'; 600]], None, false);
+        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TooLarge));
+        // Exactly the limit is accepted.
+        let mut b = body(&[&[b'a'; 600], &[b'b'; 400]], None, true);
+        assert_eq!(b.collect(1_000, true).await.expect("fits").0.len(), 1_000);
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stops_arriving_times_out() {
+        let mut b = body(&[b"{\"Limit\":"], Some(100), false);
+        let t = Instant::now();
+        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TimedOut));
+        assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[test]
+    fn skew_is_checked_without_overflow() {
+        let now = 1_764_000_000;
+        assert!(within_skew(now, now, 300));
+        assert!(within_skew(now, now - 300, 300));
+        assert!(within_skew(now, now + 300, 300));
+        assert!(!within_skew(now, now + 301, 300));
+        assert!(!within_skew(now, now - 301, 300));
+        // `(now - ts).abs()` overflows on these (a panic in debug builds; in release `abs(i64::MIN)` stays
+        // negative, so that one timestamp passed the check).
+        assert!(!within_skew(now, i64::MIN, 300));
+        assert!(!within_skew(now, i64::MAX, 300));
+        assert!(!within_skew(-now, i64::MAX, 300));
+        assert!(!within_skew(i64::MAX, i64::MIN, u64::MAX - 1));
+    }
 }

@@ -1,6 +1,7 @@
 //! Configuration: defaults, overridden by a TOML file, overridden by `STRATUS_*` variables and flags.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -19,6 +20,92 @@ pub struct FileConfig {
     pub log_retention_days: Option<u64>,
     #[serde(default)]
     pub execution: ExecutionConfig,
+    #[serde(default)]
+    pub api: ApiFileConfig,
+}
+
+/// The `[api]` table: limits of the API's HTTP server.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiFileConfig {
+    pub max_connections: Option<usize>,
+    pub header_timeout_secs: Option<u64>,
+    pub body_timeout_secs: Option<u64>,
+    pub idle_timeout_secs: Option<u64>,
+    pub max_body_bytes: Option<usize>,
+}
+
+/// Flags and variables for the `[api]` settings (`serve` only).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ApiArgs {
+    /// Connections served at once (beyond it, new ones wait in the listen backlog) [default: 1024].
+    #[arg(long = "api-max-connections", env = "STRATUS_API_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Seconds from a request head's first byte to its end [default: 10].
+    #[arg(
+        long = "api-header-timeout-secs",
+        env = "STRATUS_API_HEADER_TIMEOUT_SECS"
+    )]
+    pub header_timeout_secs: Option<u64>,
+    /// Seconds for a request body to arrive after its head [default: 60].
+    #[arg(long = "api-body-timeout-secs", env = "STRATUS_API_BODY_TIMEOUT_SECS")]
+    pub body_timeout_secs: Option<u64>,
+    /// Seconds a connection may stay idle (no request, no traffic) [default: 60].
+    #[arg(long = "api-idle-timeout-secs", env = "STRATUS_API_IDLE_TIMEOUT_SECS")]
+    pub idle_timeout_secs: Option<u64>,
+    /// Largest request body in bytes [default: 83886080, 80 MiB].
+    #[arg(long = "api-max-body-bytes", env = "STRATUS_API_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+}
+
+impl ApiArgs {
+    /// The API settings: these flags and variables over the file's `[api]` table over the defaults.
+    pub fn resolve(&self, file: &ApiFileConfig) -> anyhow::Result<api::ApiConfig> {
+        let d = api::ApiConfig::default();
+        let secs = |name: &str, flag: Option<u64>, file: Option<u64>, default: Duration| match flag
+            .or(file)
+        {
+            None => Ok(default),
+            Some(0) => anyhow::bail!("api {name} must be at least 1 second"),
+            Some(n) => Ok(Duration::from_secs(n)),
+        };
+        let max_connections = self
+            .max_connections
+            .or(file.max_connections)
+            .unwrap_or(d.max_connections);
+        anyhow::ensure!(
+            (1..=1_000_000).contains(&max_connections),
+            "api max_connections must be between 1 and 1000000, not {max_connections}"
+        );
+        let max_body_bytes = self
+            .max_body_bytes
+            .or(file.max_body_bytes)
+            .unwrap_or(d.max_body_bytes);
+        anyhow::ensure!(max_body_bytes > 0, "api max_body_bytes must not be 0");
+        Ok(api::ApiConfig {
+            max_connections,
+            max_body_bytes,
+            header_timeout: secs(
+                "header_timeout_secs",
+                self.header_timeout_secs,
+                file.header_timeout_secs,
+                d.header_timeout,
+            )?,
+            body_timeout: secs(
+                "body_timeout_secs",
+                self.body_timeout_secs,
+                file.body_timeout_secs,
+                d.body_timeout,
+            )?,
+            idle_timeout: secs(
+                "idle_timeout_secs",
+                self.idle_timeout_secs,
+                file.idle_timeout_secs,
+                d.idle_timeout,
+            )?,
+            ..d
+        })
+    }
 }
 
 /// The `[execution]` table: interpreters and instance limits.
@@ -68,6 +155,8 @@ pub struct Settings {
     pub gc_grace_secs: u64,
     pub log_retention_days: u64,
     pub execution: ExecutionConfig,
+    /// The `[api]` table as the file gives it (see [`ApiArgs::resolve`]).
+    pub api: ApiFileConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -125,6 +214,7 @@ impl Settings {
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
             execution: file.execution,
+            api: file.api,
         })
     }
 }
@@ -155,6 +245,43 @@ mod tests {
             Some(&PathBuf::from("/usr/bin/python3"))
         );
         assert!(toml::from_str::<FileConfig>("[execution]\nbogus = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("[api]\nbogus = 1").is_err());
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn api_limits_come_from_flags_over_the_file_over_the_defaults() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [api]
+            max_connections = 64
+            header_timeout_secs = 3
+            idle_timeout_secs = 7
+            "#,
+        )
+        .expect("parses");
+        let flags = ApiArgs {
+            idle_timeout_secs: Some(2),
+            max_body_bytes: Some(1 << 20),
+            ..ApiArgs::default()
+        };
+        let a = flags.resolve(&f.api).expect("valid");
+        let d = api::ApiConfig::default();
+        assert_eq!(a.max_connections, 64);
+        assert_eq!(a.header_timeout, Duration::from_secs(3));
+        assert_eq!(a.idle_timeout, Duration::from_secs(2), "the flag wins");
+        assert_eq!(a.body_timeout, d.body_timeout, "the default");
+        assert_eq!(a.max_body_bytes, 1 << 20);
+        assert_eq!(a.max_skew_secs, d.max_skew_secs);
+        let zero = ApiArgs {
+            body_timeout_secs: Some(0),
+            ..ApiArgs::default()
+        };
+        assert!(zero.resolve(&ApiFileConfig::default()).is_err());
+        let none = ApiArgs {
+            max_connections: Some(0),
+            ..ApiArgs::default()
+        };
+        assert!(none.resolve(&ApiFileConfig::default()).is_err());
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use config::{CommonArgs, Settings};
+use config::{ApiArgs, CommonArgs, Settings};
 use control::{Control, ControlConfig};
 use tokio::sync::watch;
 
@@ -38,6 +38,8 @@ enum Command {
         /// Run functions WITHOUT a sandbox (development only: function code runs as plain processes of this user).
         #[arg(long, env = "STRATUS_UNSANDBOXED", value_parser = clap::builder::BoolishValueParser::new(), default_value_t = false)]
         unsandboxed: bool,
+        #[command(flatten)]
+        api: ApiArgs,
     },
     /// Manage accounts.
     Account {
@@ -156,7 +158,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             listen,
             workers,
             unsandboxed,
-        } => serve(Settings::resolve(&common, listen, workers)?, unsandboxed).await,
+            api,
+        } => {
+            let settings = Settings::resolve(&common, listen, workers)?;
+            let limits = api.resolve(&settings.api)?;
+            serve(settings, limits, unsandboxed).await
+        }
         Command::Account { command } => match command {
             AccountCommand::Create { common } => {
                 let ctl = open(&Settings::resolve(&common, None, None)?).await?;
@@ -278,7 +285,11 @@ fn execution(
     Ok(engine::Engine::new(cfg, launcher))
 }
 
-async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
+async fn serve(
+    settings: Settings,
+    api_cfg: api::ApiConfig,
+    unsandboxed: bool,
+) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
     // Only the server clears what dead processes left in DATA_DIR/tmp: `stratus account …` and `stratus key …`
     // may run beside a live server and touch nothing of its temporary files.
@@ -333,21 +344,15 @@ async fn serve(settings: Settings, unsandboxed: bool) -> anyhow::Result<()> {
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
-    let app = api::router(ctl.clone(), api::ApiConfig::default());
+    let app = api::router(ctl.clone(), api_cfg.clone());
     tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
         let mut out = std::io::stdout().lock();
         writeln!(out, "stratus listening on http://{addr}")?;
         out.flush()?;
     }
-    use axum::serve::ListenerExt;
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving")?;
+    // Until SIGTERM; then requests in flight finish.
+    api::serve(listener, app, &api_cfg, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = gc.await;

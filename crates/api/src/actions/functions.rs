@@ -359,14 +359,28 @@ pub(crate) async fn publish_version(
     })
 }
 
+/// ListVersionByFunction's Offset and Limit (default 0 and 20; Limit at most 10,000) as positions. The wire
+/// type is unsigned, so a negative value is refused when the body is decoded; what does not fit a `usize` is
+/// refused here rather than truncated.
+fn version_window(offset: Option<u64>, limit: Option<u64>) -> Result<(usize, usize), ApiError> {
+    let offset = usize::try_from(offset.unwrap_or(0)).map_err(|_| {
+        ApiError::invalid_value(
+            "Offset",
+            "Offset is larger than the number of versions can be.",
+        )
+    })?;
+    let limit = usize::try_from(limit.unwrap_or(20).min(10_000))
+        .map_err(|_| ApiError::invalid_value("Limit", "Limit is out of range."))?;
+    Ok((offset, limit))
+}
+
 pub(crate) async fn list_versions(
     cx: &Cx,
     r: wire::ListVersionByFunctionRequest,
 ) -> R<wire::ListVersionByFunctionResponse> {
     let (ctl, caller) = (&cx.ctl, &cx.caller);
     let name = required_str(r.function_name, "FunctionName")?;
-    let offset = r.offset.unwrap_or(0) as usize;
-    let limit = r.limit.unwrap_or(20).min(10_000) as usize;
+    let (offset, limit) = version_window(r.offset, r.limit)?;
     match r.order_by.as_deref() {
         None | Some("") | Some("AddTime") | Some("ModTime") => {}
         Some(o) => {
@@ -528,4 +542,31 @@ pub(crate) async fn copy(cx: &Cx, r: wire::CopyFunctionRequest) -> R<wire::CopyF
         )
         .await?;
     Ok(wire::CopyFunctionResponse::default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_paging_is_checked() {
+        assert_eq!(version_window(None, None).expect("defaults"), (0, 20));
+        assert_eq!(
+            version_window(Some(5), Some(50_000)).expect("clamped"),
+            (5, 10_000)
+        );
+        assert_eq!(
+            version_window(Some(u64::MAX), Some(0)).expect("fits a 64-bit usize"),
+            (usize::try_from(u64::MAX).unwrap_or(usize::MAX), 0)
+        );
+        // Negative values never reach the cast: the unsigned wire field refuses them as the body is decoded.
+        for body in [
+            &br#"{"FunctionName":"f","Offset":-1}"#[..],
+            br#"{"FunctionName":"f","Limit":-1}"#,
+        ] {
+            let e = super::super::parse::<wire::ListVersionByFunctionRequest>(body)
+                .expect_err("negative");
+            assert_eq!(e.code, "InvalidParameter", "{e:?}");
+        }
+    }
 }

@@ -8,6 +8,7 @@ mod cli_beside_server;
 mod durability;
 mod layers;
 mod lifecycle;
+mod limits;
 mod protocol;
 mod status_rules;
 mod tenancy;
