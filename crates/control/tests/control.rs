@@ -656,6 +656,7 @@ mod leases {
                 ..ControlConfig::default()
             },
         );
+        // Node B only tries to claim: were it to win, it must not run into the held failpoint itself.
         let b_node = node(&env, ControlConfig::default()).await;
         // The publication waits at its failpoint until released, saying when it got there.
         let (reached_tx, reached) = mpsc::channel();
@@ -695,7 +696,12 @@ mod leases {
         let until = std::time::Instant::now() + Duration::from_millis(3 * lease as u64);
         while std::time::Instant::now() < until {
             assert!(
-                !b_node.run_one("node-b/0").await.expect("run_one"),
+                b_node
+                    .store()
+                    .claim_op("node-b/0", lease)
+                    .await
+                    .expect("claim")
+                    .is_none(),
                 "node B took the operation over: A's lease ran out"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
