@@ -45,10 +45,13 @@ pub struct Caller {
 pub struct ControlConfig {
     pub limits: Limits,
     pub prepare: PrepareLimits,
-    /// How long a claimed operation stays leased without a heartbeat.
+    /// How long a claimed operation stays leased without a heartbeat, on the database's clock.
     pub lease_ms: i64,
-    /// After this many attempts an operation that keeps failing internally ends in its failed status.
+    /// After this many failed attempts (claimed, then the lease ran out without a finish: the worker died, hung,
+    /// or ended in an internal error) an operation ends in its failed status.
     pub max_attempts: i64,
+    /// This node's clock, for the times the lifecycle workers write into records. Leases never use it.
+    pub clock: Clock,
 }
 
 impl Default for ControlConfig {
@@ -58,7 +61,31 @@ impl Default for ControlConfig {
             prepare: PrepareLimits::default(),
             lease_ms: 5_000,
             max_attempts: 5,
+            clock: Clock::system(),
         }
+    }
+}
+
+/// A node's wall clock in milliseconds since the Unix epoch, possibly set off from the system's (a test gives a
+/// node a clock that runs fast or slow, as a cluster's nodes may have).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Clock {
+    offset_ms: i64,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// The system clock set `offset_ms` ahead (behind, when negative).
+    pub fn skewed(offset_ms: i64) -> Clock {
+        Clock { offset_ms }
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        store::now_ms().saturating_add(self.offset_ms)
     }
 }
 

@@ -1,12 +1,15 @@
 //! The lifecycle engine: workers claim operations with a lease, keep it alive with heartbeats while they work,
 //! and finish each in the same transaction as the record's terminal status. A worker that dies loses its lease
 //! and another worker (or the restarted process) resumes the operation; every step is idempotent.
+//!
+//! Leases are measured on the database's clock (see `store::Store::claim_op`); this node's clock
+//! ([`crate::Clock`]) only dates what the workers write into records.
 
 use std::time::Duration;
 
 use model::{FunctionStatus, LayerRef, LayerStatus, Qualifier, StatusReason};
-use store::{ClaimedOp, Finish, FunctionRow, StoreError};
-use tokio::sync::watch;
+use store::{ClaimedOp, Finish, FunctionRow, Store, StoreError};
+use tokio::sync::{oneshot, watch};
 
 use crate::functions::{OpPayload, new_version_row};
 use crate::prepare::prepare_blocking;
@@ -16,13 +19,59 @@ use crate::{Control, ControlError, Result};
 const IDLE_POLL: Duration = Duration::from_millis(500);
 
 /// Evaluates a fault-injection point (the `failpoints` feature); `Some(message)` when it is set to fire.
-#[cfg_attr(not(feature = "failpoints"), allow(unused_variables))]
+#[cfg(feature = "failpoints")]
 fn injected(name: &str) -> Option<String> {
     // A `sleep` or `pause` action blocks the calling thread: keep it off the async workers' threads.
     tokio::task::block_in_place(|| {
         fail::fail_point!(name, |_| Some(format!("injected fault at `{name}`")));
         None
     })
+}
+
+/// Without the `failpoints` feature no fault is ever injected (and no thread is handed off to check).
+#[cfg(not(feature = "failpoints"))]
+fn injected(_name: &str) -> Option<String> {
+    None
+}
+
+/// Keeps `op` leased while its worker runs, renewing every third of the lease. A renewal that fails for any other
+/// reason than losing the operation (a database error, a connection dropped) is retried after a short, growing
+/// delay that stays well inside the lease, so a passing fault does not cost the lease. Only `StaleOperation` ends
+/// the heartbeat: another worker claimed the operation after the lease ran out (or it was cancelled), and `lost`
+/// then tells the worker to stop.
+async fn keep_leased(store: Store, op: ClaimedOp, lease_ms: i64, lost: oneshot::Sender<()>) {
+    let ms = |n: i64| Duration::from_millis(n.max(1) as u64);
+    let period = ms(lease_ms / 3);
+    let first_retry = ms((lease_ms / 50).min(100));
+    let longest_retry = ms(lease_ms / 6);
+    let mut wait = period;
+    loop {
+        tokio::time::sleep(wait).await;
+        let renewed = match injected("renew-lease") {
+            Some(fault) => Err(fault),
+            None => match store.renew_op(&op, lease_ms).await {
+                Ok(()) => Ok(()),
+                Err(StoreError::StaleOperation(_)) => {
+                    tracing::warn!(op = %op.id, kind = %op.kind, attempt = op.attempt, "lease lost: another worker took the operation over");
+                    let _ = lost.send(());
+                    return;
+                }
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        wait = match renewed {
+            Ok(()) => period,
+            Err(error) => {
+                let next = if wait == period {
+                    first_retry
+                } else {
+                    (wait * 2).min(longest_retry)
+                };
+                tracing::warn!(op = %op.id, kind = %op.kind, %error, retry_ms = next.as_millis() as u64, "lease renewal failed; retrying");
+                next
+            }
+        };
+    }
 }
 
 fn internal(msg: impl Into<String>) -> Vec<StatusReason> {
@@ -63,26 +112,31 @@ impl Control {
     /// Claims and runs one operation. `Ok(false)` when there was none.
     pub async fn run_one(&self, owner: &str) -> Result<bool> {
         let lease = self.cfg.lease_ms;
-        let Some(op) = self.store.claim_op(owner, store::now_ms(), lease).await? else {
+        let Some(op) = self.store.claim_op(owner, lease).await? else {
             return Ok(false);
         };
+        if op.failures > 0 {
+            tracing::info!(op = %op.id, kind = %op.kind, attempt = op.attempt, failures = op.failures, "resuming an operation whose earlier attempts failed");
+        }
         // Keep the lease alive while the operation runs.
-        let heartbeat = {
-            let store = self.store.clone();
-            let op = op.clone();
-            tokio::spawn(async move {
-                loop {
-                    tokio::time::sleep(Duration::from_millis((lease / 3).max(1) as u64)).await;
-                    if store.renew_op(&op, store::now_ms(), lease).await.is_err() {
-                        break;
-                    }
-                }
-            })
-        };
+        let (lost_tx, lost) = oneshot::channel();
+        let heartbeat = tokio::spawn(keep_leased(self.store.clone(), op.clone(), lease, lost_tx));
         let started = std::time::Instant::now();
-        let retiring = self.serving_keys_of(&op).await;
-        let outcome = self.execute(&op).await;
+        let work = async {
+            let retiring = self.serving_keys_of(&op).await;
+            (retiring, self.execute(&op).await)
+        };
+        // Once another worker holds the operation this one stops: whatever it would write is refused anyway. (The
+        // heartbeat only ends on that; a heartbeat that panicked cannot keep the lease either.)
+        let done = tokio::select! {
+            done = work => Some(done),
+            _ = lost => None,
+        };
         heartbeat.abort();
+        let Some((retiring, outcome)) = done else {
+            tracing::warn!(op = %op.id, kind = %op.kind, attempt = op.attempt, "operation abandoned: its lease was lost");
+            return Ok(true);
+        };
         match outcome {
             Ok(finish) => {
                 let follow_up = matches!(
@@ -99,7 +153,11 @@ impl Control {
                         | Finish::DeleteFunction { .. }
                         | Finish::DeleteVersion { .. }
                 );
-                match self.store.finish_op(&op, finish, store::now_ms()).await {
+                match self
+                    .store
+                    .finish_op(&op, finish, self.cfg.clock.now_ms())
+                    .await
+                {
                     Ok(()) => {
                         if follow_up {
                             self.wake_workers();
@@ -116,28 +174,30 @@ impl Control {
                 }
             }
             Err(e) => {
-                // Left pending: the lease runs out and the operation is tried again.
+                // Left pending: the lease runs out (the back-off before a retry), and the next claim counts this
+                // attempt as failed.
                 tracing::warn!(op = %op.id, kind = %op.kind, attempt = op.attempt, error = %e, "operation failed; will retry");
             }
         }
         Ok(true)
     }
 
-    /// Works out how an operation ends. Internal errors leave it for a retry, until `max_attempts`.
+    /// Works out how an operation ends. Internal errors leave it for a retry, until `max_attempts` failed
+    /// attempts.
     async fn execute(&self, op: &ClaimedOp) -> Result<Finish> {
         let payload: OpPayload = match serde_json::from_str(&op.payload) {
             Ok(p) => p,
             Err(e) => {
-                tracing::error!(op = %op.id, error = %e, "undecodable operation dropped");
-                return Ok(Finish::Nothing);
+                tracing::error!(op = %op.id, kind = %op.kind, target = %op.target, error = %e, "operation record is unreadable; its record fails");
+                return self.end_unreadable(op, &e).await;
             }
         };
-        if op.attempt > self.cfg.max_attempts {
+        if op.failures >= self.cfg.max_attempts {
             return self
                 .give_up(
                     op,
                     &payload,
-                    format!("gave up after {} attempts", op.attempt - 1),
+                    format!("gave up after {} failed attempts", op.failures),
                 )
                 .await;
         }
@@ -270,7 +330,29 @@ impl Control {
             .collect()
     }
 
-    /// Ends an operation that kept failing internally in its kind's failed status.
+    /// Ends an operation whose payload cannot be read (a bug, or a tampered database) in its kind's failed
+    /// status, so that its record does not stay transitional. What it works on is rebuilt from the columns kept
+    /// beside the payload; for a kind this version does not know, the record's own transitional status says
+    /// which failed status it takes.
+    async fn end_unreadable(&self, op: &ClaimedOp, error: &serde_json::Error) -> Result<Finish> {
+        let why = format!("the operation record is unreadable ({error})");
+        if let Some(payload) = payload_from_columns(&op.kind, &op.target) {
+            return self.give_up(op, &payload, why).await;
+        }
+        let Some(row) = self.store.function_by_id(&op.target).await? else {
+            return Ok(Finish::Nothing);
+        };
+        let failed = match row.status {
+            FunctionStatus::Creating => FunctionStatus::CreateFailed,
+            FunctionStatus::Updating => FunctionStatus::UpdateFailed,
+            FunctionStatus::Publishing => FunctionStatus::PublishFailed,
+            FunctionStatus::Deleting => FunctionStatus::DeleteFailed,
+            _ => return Ok(Finish::Nothing),
+        };
+        Ok(fail_row(&row, failed, internal(why)))
+    }
+
+    /// Ends an operation that kept failing (or cannot be read) in its kind's failed status.
     async fn give_up(&self, op: &ClaimedOp, payload: &OpPayload, why: String) -> Result<Finish> {
         let (row, status) = match payload {
             OpPayload::CreateFunction { row } => (row, FunctionStatus::CreateFailed),
@@ -398,7 +480,7 @@ impl Control {
         }
         let then_publish = match publish {
             Some(description) if row.qualifier == Qualifier::LATEST => {
-                let now = store::now_ms();
+                let now = self.cfg.clock.now_ms();
                 let version = new_version_row(&row, snapshot.clone(), &description, now);
                 let op = OpPayload::PublishVersion {
                     row: version.id.clone(),
@@ -418,9 +500,7 @@ impl Control {
     /// Removes blobs no record needs any more (after `grace`, which covers uploads not committed yet), and
     /// finished operations older than a day. Returns how many blobs went.
     pub async fn collect_garbage(&self, grace: Duration) -> Result<usize> {
-        self.store
-            .prune_ops(store::now_ms() - 24 * 3600 * 1000)
-            .await?;
+        self.store.prune_ops(24 * 3600 * 1000).await?;
         Ok(self.store.collect_blobs(grace).await?)
     }
 }
@@ -430,5 +510,80 @@ fn fail_row(row: &FunctionRow, status: FunctionStatus, reasons: Vec<StatusReason
         row_id: row.id.clone(),
         status,
         reasons,
+    }
+}
+
+/// The payload of an operation of `kind` on `target`, rebuilt from those two columns (an update's follow-up
+/// publish is lost, which does not matter for failing it). `None` for a kind this version does not know, or a
+/// layer target that does not parse.
+fn payload_from_columns(kind: &str, target: &str) -> Option<OpPayload> {
+    let row = target.to_string();
+    // `layer:<app id>:<name>:<version>` (`store::layer_target`); layer names hold no `:`.
+    let layer = || {
+        let (_app, rest) = target.strip_prefix("layer:")?.split_once(':')?;
+        let (name, version) = rest.rsplit_once(':')?;
+        Some((name.to_string(), version.parse::<i64>().ok()?))
+    };
+    Some(match kind {
+        "CreateFunction" => OpPayload::CreateFunction { row },
+        "UpdateFunction" => OpPayload::UpdateFunction { row, publish: None },
+        "PublishVersion" => OpPayload::PublishVersion { row },
+        "DeleteFunction" => OpPayload::DeleteFunction { row },
+        "DeleteVersion" => OpPayload::DeleteVersion { row },
+        "PublishLayer" => {
+            let (name, version) = layer()?;
+            OpPayload::PublishLayer { name, version }
+        }
+        "DeleteLayer" => {
+            let (name, version) = layer()?;
+            OpPayload::DeleteLayer { name, version }
+        }
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_is_rebuilt_from_its_columns() {
+        let app = 1_300_000_001;
+        let payloads = [
+            OpPayload::CreateFunction { row: "r1".into() },
+            OpPayload::UpdateFunction {
+                row: "r2".into(),
+                publish: None,
+            },
+            OpPayload::PublishVersion { row: "r3".into() },
+            OpPayload::DeleteFunction { row: "r4".into() },
+            OpPayload::DeleteVersion { row: "r5".into() },
+            OpPayload::PublishLayer {
+                name: "lib-a_1".into(),
+                version: 7,
+            },
+            OpPayload::DeleteLayer {
+                name: "L".into(),
+                version: 12,
+            },
+        ];
+        for p in payloads {
+            let target = match &p {
+                OpPayload::PublishLayer { name, version }
+                | OpPayload::DeleteLayer { name, version } => {
+                    store::layer_target(app, name, *version)
+                }
+                OpPayload::CreateFunction { row }
+                | OpPayload::UpdateFunction { row, .. }
+                | OpPayload::PublishVersion { row }
+                | OpPayload::DeleteFunction { row }
+                | OpPayload::DeleteVersion { row } => row.clone(),
+            };
+            let op = p.clone().into_op(app, target.clone(), 0);
+            assert_eq!(payload_from_columns(&op.kind, &op.target), Some(p));
+        }
+        assert_eq!(payload_from_columns("Frobnicate", "r1"), None);
+        assert_eq!(payload_from_columns("PublishLayer", "layer:1:lib"), None);
+        assert_eq!(payload_from_columns("DeleteLayer", "r1"), None);
     }
 }

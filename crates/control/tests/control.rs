@@ -338,14 +338,14 @@ async fn dead_workers_operation_is_resumed(b: Backend) {
         .expect("create");
     let store = env.ctl.store();
     let dead = store
-        .claim_op("dead-node/0", store::now_ms(), 50)
+        .claim_op("dead-node/0", 500)
         .await
         .expect("claim")
         .expect("the create operation");
     // While the lease lasts nobody else takes it.
     assert!(!env.ctl.run_one("alive/0").await.expect("run_one"));
     assert_eq!(env.status("orphan").await, FunctionStatus::Creating);
-    tokio::time::sleep(std::time::Duration::from_millis(120)).await;
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert!(env.ctl.run_one("alive/0").await.expect("run_one"));
     assert_eq!(env.status("orphan").await, FunctionStatus::Active);
     assert!(matches!(
@@ -355,7 +355,7 @@ async fn dead_workers_operation_is_resumed(b: Backend) {
         Err(store::StoreError::StaleOperation(_))
     ));
     assert!(matches!(
-        store.renew_op(&dead, store::now_ms(), 1_000).await,
+        store.renew_op(&dead, 1_000).await,
         Err(store::StoreError::StaleOperation(_))
     ));
     assert_eq!(env.pending_ops().await, 0);
@@ -429,11 +429,12 @@ async fn an_operation_that_keeps_dying_gives_up(b: Backend) {
     for i in 0..max {
         // Each claim's lease is already over when it returns: as if its worker died at once.
         let op = store
-            .claim_op(&format!("doomed/{i}"), store::now_ms(), -1)
+            .claim_op(&format!("doomed/{i}"), -1)
             .await
             .expect("claim")
             .expect("the create operation");
         assert_eq!(op.attempt, i + 1);
+        assert_eq!(op.failures, i, "every earlier attempt ran out unfinished");
     }
     assert_eq!(env.status("cursed").await, FunctionStatus::Creating);
     assert!(env.ctl.run_one("last/0").await.expect("run_one"));
@@ -786,3 +787,283 @@ on_both_backends_async!(
     quotas_hold_under_concurrent_creates,
     alias_writes_and_version_deletes_interleaved_leave_no_dangling_alias,
 );
+
+// ---- Leases across nodes: one clock, heartbeats that ride out faults, unreadable operations ----
+
+mod leases {
+    use std::time::Duration;
+
+    use control::Clock;
+    use model::{LayerStatus, LayerVersion};
+    use store::{NewOp, StoreError};
+
+    use super::*;
+
+    /// Another node on the same database and data directory.
+    async fn node(env: &Env, cfg: ControlConfig) -> Control {
+        let store = Store::open(env._db.url(), env._dir.path(), SqliteSync::Normal)
+            .await
+            .expect("open store");
+        Control::new(store, cfg)
+    }
+
+    /// Node B's clock runs 10 s fast: by its reckoning node A's lease ran out long ago. Leases are measured on
+    /// the database's clock, so B never takes the operation while A renews it, however often it tries; once A
+    /// stops renewing, B takes over and finishes (dating the record by its own clock).
+    pub(super) async fn a_fast_node_never_takes_a_live_lease(b: Backend) {
+        let env = Env::new(&b).await;
+        env.create("skew", zips::python_hello())
+            .await
+            .expect("create");
+        let store = env.ctl.store();
+        let lease = 3_000;
+        let a = store
+            .claim_op("node-a/0", lease)
+            .await
+            .expect("claim")
+            .expect("the create operation");
+        let fast = node(
+            &env,
+            ControlConfig {
+                clock: Clock::skewed(10_000),
+                ..ControlConfig::default()
+            },
+        )
+        .await;
+        for _ in 0..2 * fast.config().max_attempts {
+            assert!(
+                !fast.run_one("node-b/0").await.expect("run_one"),
+                "node B took a live lease"
+            );
+            // A's heartbeat.
+            store
+                .renew_op(&a, lease)
+                .await
+                .expect("A still holds its operation");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(env.status("skew").await, FunctionStatus::Creating);
+
+        // A dies: its last renewal runs out soon after. B takes over and finishes.
+        store.renew_op(&a, 200).await.expect("renew");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(fast.run_one("node-b/0").await.expect("run_one"));
+        let row = env.row("skew", None).await;
+        assert_eq!(row.status, FunctionStatus::Active, "{:?}", row.reasons);
+        assert!(
+            row.mod_ms > store::now_ms() + 5_000,
+            "B's clock dates what B writes: {}",
+            row.mod_ms
+        );
+        assert!(matches!(
+            store.renew_op(&a, lease).await,
+            Err(StoreError::StaleOperation(_))
+        ));
+        assert_eq!(env.pending_ops().await, 0);
+    }
+
+    /// The status reason an unreadable operation leaves.
+    fn assert_unreadable(reasons: &[model::StatusReason]) {
+        assert_eq!(reasons.len(), 1, "{reasons:?}");
+        assert_eq!(reasons[0].code, "InternalError");
+        assert!(
+            reasons[0]
+                .message
+                .contains("operation record is unreadable"),
+            "{reasons:?}"
+        );
+    }
+
+    /// An operation whose payload cannot be decoded ends its record in the kind's failed status (rather than
+    /// leaving it transitional): for a function update, a layer publication, and a kind this version does not
+    /// know (the record's transitional status then decides).
+    pub(super) async fn an_unreadable_operation_fails_its_record(b: Backend) {
+        let env = Env::new(&b).await;
+        let store = env.ctl.store();
+        let now = store::now_ms();
+        let mangled = |kind: &str, target: &str| NewOp {
+            id: format!("op-mangled-{kind}"),
+            app_id: env.caller.app_id,
+            kind: kind.into(),
+            target: target.into(),
+            payload: r#"{"op":"UpdateFunction","ro"#.into(),
+            created_ms: now,
+        };
+
+        // An update of an Active function: UpdateFailed, and the serving snapshot stays.
+        env.create("mangled", zips::python_hello())
+            .await
+            .expect("create");
+        env.drain().await;
+        let row = env.row("mangled", None).await;
+        let mut pending = row.serving.clone().expect("serving");
+        pending.config.description = "never applied".into();
+        store
+            .begin_change(
+                &row.id,
+                row.rev,
+                FunctionStatus::Updating,
+                Some(&pending),
+                &mangled("UpdateFunction", &row.id),
+                now,
+            )
+            .await
+            .expect("begin update");
+        assert!(env.ctl.run_one("w/0").await.expect("run_one"));
+        let after = env.row("mangled", None).await;
+        assert_eq!(after.status, FunctionStatus::UpdateFailed);
+        assert_unreadable(&after.reasons);
+        assert_eq!(after.serving, row.serving);
+        assert!(after.pending.is_none());
+
+        // A layer version being published: PublishFailed.
+        let content = store
+            .put_blob(zips::python_hello())
+            .await
+            .expect("layer content");
+        let layer = LayerVersion {
+            app_id: env.caller.app_id,
+            name: "mangled".into(),
+            version: 0,
+            status: LayerStatus::Publishing,
+            reasons: Vec::new(),
+            description: String::new(),
+            license: String::new(),
+            compatible_runtimes: vec!["Python3.9".into()],
+            content,
+            add_ms: now,
+        };
+        let app = env.caller.app_id;
+        let v = store
+            .begin_publish_layer(&layer, 10, |v| {
+                mangled("PublishLayer", &store::layer_target(app, "mangled", v))
+            })
+            .await
+            .expect("begin publish")
+            .expect("under the limit");
+        assert!(env.ctl.run_one("w/0").await.expect("run_one"));
+        let lv = env
+            .ctl
+            .get_layer_version(&env.caller, "mangled", v)
+            .await
+            .expect("layer version");
+        assert_eq!(lv.layer.status, LayerStatus::PublishFailed);
+        assert_unreadable(&lv.layer.reasons);
+
+        // A kind nobody knows on a function being deleted: DeleteFailed.
+        let row = env.row("mangled", None).await;
+        store
+            .begin_change(
+                &row.id,
+                row.rev,
+                FunctionStatus::Deleting,
+                None,
+                &mangled("Frobnicate", &row.id),
+                now,
+            )
+            .await
+            .expect("begin delete");
+        assert!(env.ctl.run_one("w/0").await.expect("run_one"));
+        let after = env.row("mangled", None).await;
+        assert_eq!(after.status, FunctionStatus::DeleteFailed);
+        assert_unreadable(&after.reasons);
+        assert_eq!(env.pending_ops().await, 0);
+    }
+
+    /// Node A's heartbeat meets three failed renewals in a row (injected) while A works on an operation held
+    /// for three leases; it retries, so its lease never runs out and node B never takes the operation over. A
+    /// then finishes it.
+    #[cfg(feature = "failpoints")]
+    pub(super) async fn the_heartbeat_rides_out_transient_errors(b: Backend) {
+        use std::sync::{Mutex, mpsc};
+        let scenario = fail::FailScenario::setup();
+        let env = Env::new(&b).await;
+        let lease = 1_200;
+        let a = Control::new(
+            env.ctl.store().clone(),
+            ControlConfig {
+                lease_ms: lease,
+                ..ControlConfig::default()
+            },
+        );
+        // Node B only tries to claim: were it to win, it must not run into the held failpoint itself.
+        let b_node = node(&env, ControlConfig::default()).await;
+        // The publication waits at its failpoint until released, saying when it got there.
+        let (reached_tx, reached) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel::<()>();
+        let release_rx = Mutex::new(release_rx);
+        fail::cfg_callback("publish-layer-version", move || {
+            let _ = reached_tx.send(());
+            if let Ok(rx) = release_rx.lock() {
+                let _ = rx.recv();
+            }
+        })
+        .expect("failpoint");
+        fail::cfg("renew-lease", "3*return").expect("failpoint");
+        let v = a
+            .publish_layer_version(
+                &env.caller,
+                control::PublishLayer {
+                    name: "held".into(),
+                    compatible_runtimes: vec!["Python3.9".into()],
+                    zip: zips::python_hello(),
+                    description: String::new(),
+                    license: String::new(),
+                },
+            )
+            .await
+            .expect("publish");
+        let worker = {
+            let a = a.clone();
+            tokio::spawn(async move { a.run_one("node-a/0").await })
+        };
+        let mut waited = 0;
+        while reached.try_recv().is_err() {
+            waited += 1;
+            assert!(waited < 500, "node A never reached the publication");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let until = std::time::Instant::now() + Duration::from_millis(3 * lease as u64);
+        while std::time::Instant::now() < until {
+            assert!(
+                b_node
+                    .store()
+                    .claim_op("node-b/0", lease)
+                    .await
+                    .expect("claim")
+                    .is_none(),
+                "node B took the operation over: A's lease ran out"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        fail::remove("publish-layer-version");
+        let _ = release.send(());
+        assert!(worker.await.expect("task").expect("run_one"));
+        let lv = env
+            .ctl
+            .get_layer_version(&env.caller, "held", v)
+            .await
+            .expect("layer version");
+        assert_eq!(
+            lv.layer.status,
+            LayerStatus::Active,
+            "{:?}",
+            lv.layer.reasons
+        );
+        assert_eq!(env.pending_ops().await, 0);
+        scenario.teardown();
+    }
+}
+
+use leases::{a_fast_node_never_takes_a_live_lease, an_unreadable_operation_fails_its_record};
+
+on_both_backends_async!(
+    a_fast_node_never_takes_a_live_lease,
+    an_unreadable_operation_fails_its_record,
+);
+
+#[cfg(feature = "failpoints")]
+use leases::the_heartbeat_rides_out_transient_errors;
+
+#[cfg(feature = "failpoints")]
+on_both_backends_async!(the_heartbeat_rides_out_transient_errors);

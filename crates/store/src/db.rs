@@ -16,6 +16,19 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The database's own clock in milliseconds since the Unix epoch, as an SQL expression. Leases are measured
+    /// on it, so that every node of a cluster agrees on when one runs out whatever its own clock says.
+    pub(crate) fn now_ms_sql(self) -> &'static str {
+        match self {
+            // `subsec` needs SQLite 3.42; the bundled library is newer.
+            Dialect::Sqlite => "CAST(unixepoch('subsec') * 1000 AS INTEGER)",
+            // `clock_timestamp()`, not `now()`: the latter stands still for a whole transaction.
+            Dialect::Postgres => "CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+}
+
 /// How durable a SQLite commit is. `Full` survives power loss; `Normal` (WAL) survives a process crash.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SqliteSync {

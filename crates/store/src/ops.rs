@@ -1,6 +1,14 @@
 //! The durable operation queue. An operation is written in the same transaction as the status change it will
 //! complete; workers claim it with a lease and an attempt number, and finish it in the same transaction as the
-//! terminal status. A worker whose lease expired (or whose attempt was superseded) cannot finish it any more.
+//! terminal status. Once another worker has claimed the operation after its lease ran out, the earlier attempt can
+//! neither renew nor finish it any more.
+//!
+//! Every time a lease is set or compared is read from the database's clock, in the statement itself: the nodes of
+//! a cluster then agree on when a lease runs out however wrong their own clocks are, and a node whose clock runs
+//! fast cannot take a lease its holder is still renewing. The callers' clocks give only `created_ms` (the order in
+//! which operations are claimed, written with the record change) and the records' own `mod_ms`, which are shown,
+//! never compared with a lease. `updated_ms` (when a claim, renewal or finish last touched the operation, which
+//! decides when a finished one is forgotten) is the database's time too.
 
 use model::{FunctionKey, FunctionStatus, LayerStatus, Snapshot, StatusReason};
 use sqlx::Row;
@@ -32,8 +40,13 @@ pub struct ClaimedOp {
     pub kind: String,
     pub target: String,
     pub payload: String,
-    /// 1 for the first claim; a resumed operation has a higher number.
+    /// The fencing token: 1 for the first claim, one more on every claim after it. A renewal or finish is
+    /// accepted only from the attempt that holds the operation.
     pub attempt: i64,
+    /// How many earlier attempts failed: were claimed, then let their lease run out without finishing (their
+    /// worker died, hung, lost the database for a whole lease, or ended in an internal error). The give-up is
+    /// decided on this count, not on `attempt`.
+    pub failures: i64,
     pub owner: String,
     pub created_ms: i64,
 }
@@ -89,33 +102,35 @@ pub(crate) async fn insert_op(tx: &mut sqlx::Transaction<'_, sqlx::Any>, op: &Ne
 }
 
 impl Store {
-    /// Claims the oldest operation that is pending and not leased (or whose lease expired).
-    pub async fn claim_op(
-        &self,
-        owner: &str,
-        now: i64,
-        lease_ms: i64,
-    ) -> Result<Option<ClaimedOp>> {
-        let pick = match self.db.dialect {
-            Dialect::Sqlite => {
-                "SELECT id FROM operations WHERE state = 'pending' AND +lease_until < $3 ORDER BY created_ms LIMIT 1"
-            }
-            Dialect::Postgres => {
-                "SELECT id FROM operations WHERE state = 'pending' AND +lease_until < $3 ORDER BY created_ms LIMIT 1 FOR UPDATE SKIP LOCKED"
-            }
+    /// Claims the oldest operation that is pending and not leased (or whose lease ran out), leasing it for
+    /// `lease_ms` of the database's clock.
+    ///
+    /// Every claim takes the next attempt number. A claim that takes over an attempt that never finished (the
+    /// operation still has a lease owner, and its lease ran out on the database's clock) also counts that attempt
+    /// as failed: its holder stopped renewing for a whole lease, so it died, hung, was cut off from the database,
+    /// or gave the operation back after an internal error by letting the lease lapse. Nothing else counts: not the
+    /// first claim, and not the attempts of workers that found the lease still live, which cannot claim at all.
+    pub async fn claim_op(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedOp>> {
+        let now = self.db.dialect.now_ms_sql();
+        let lock = match self.db.dialect {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
         };
         // The candidate comes from the partial index of pending operations in creation order (`+lease_until` keeps
-        // the planner off the lease index, which would sort every pending operation). The outer conditions are
+        // the planner off any lease index, which would sort every pending operation). The outer conditions are
         // checked again on the row itself, so two racing claimers cannot both win.
         let sql = format!(
-            "UPDATE operations SET attempt = attempt + 1, lease_owner = $1, lease_until = $2, updated_ms = $3 \
-             WHERE id = ({pick}) AND state = 'pending' AND lease_until < $3 \
-             RETURNING id, app_id, kind, target, payload, attempt, created_ms"
+            "UPDATE operations SET attempt = attempt + 1, \
+             failures = failures + CASE WHEN lease_owner IS NULL THEN 0 ELSE 1 END, \
+             lease_owner = $1, lease_until = {now} + $2, updated_ms = {now} \
+             WHERE id = (SELECT id FROM operations WHERE state = 'pending' AND +lease_until < {now} \
+                         ORDER BY created_ms LIMIT 1{lock}) \
+             AND state = 'pending' AND lease_until < {now} \
+             RETURNING id, app_id, kind, target, payload, attempt, failures, created_ms"
         );
         let r = sqlx::query(&sql)
             .bind(owner)
-            .bind(now + lease_ms)
-            .bind(now)
+            .bind(lease_ms)
             .fetch_optional(&self.db.write)
             .await?;
         r.map(|r| {
@@ -126,6 +141,7 @@ impl Store {
                 target: r.try_get("target")?,
                 payload: r.try_get("payload")?,
                 attempt: r.try_get("attempt")?,
+                failures: r.try_get("failures")?,
                 owner: owner.to_string(),
                 created_ms: r.try_get("created_ms")?,
             })
@@ -133,19 +149,24 @@ impl Store {
         .transpose()
     }
 
-    /// Extends the lease of a held operation. `StaleOperation` if it is no longer held by this attempt.
-    pub async fn renew_op(&self, op: &ClaimedOp, now: i64, lease_ms: i64) -> Result<()> {
-        let r = sqlx::query(
-            "UPDATE operations SET lease_until = $1, updated_ms = $2 \
-             WHERE id = $3 AND attempt = $4 AND lease_owner = $5 AND state = 'pending'",
-        )
-        .bind(now + lease_ms)
-        .bind(now)
-        .bind(&op.id)
-        .bind(op.attempt)
-        .bind(&op.owner)
-        .execute(&self.db.write)
-        .await?;
+    /// Leases a held operation for `lease_ms` from now on the database's clock. `StaleOperation` if it is no
+    /// longer held by this attempt (it was finished, cancelled, or claimed by another worker).
+    ///
+    /// A holder whose lease ran out may still renew it as long as nobody claimed the operation meanwhile: it still
+    /// holds it, and its work is still good.
+    pub async fn renew_op(&self, op: &ClaimedOp, lease_ms: i64) -> Result<()> {
+        let now = self.db.dialect.now_ms_sql();
+        let sql = format!(
+            "UPDATE operations SET lease_until = {now} + $1, updated_ms = {now} \
+             WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND state = 'pending'"
+        );
+        let r = sqlx::query(&sql)
+            .bind(lease_ms)
+            .bind(&op.id)
+            .bind(op.attempt)
+            .bind(&op.owner)
+            .execute(&self.db.write)
+            .await?;
         if r.rows_affected() == 1 {
             Ok(())
         } else {
@@ -153,13 +174,24 @@ impl Store {
         }
     }
 
-    /// Forgets finished operations last touched before `before_ms`. Returns how many.
-    pub async fn prune_ops(&self, before_ms: i64) -> Result<u64> {
-        let r = sqlx::query("DELETE FROM operations WHERE state = 'done' AND updated_ms < $1")
-            .bind(before_ms)
+    /// Forgets operations finished more than `age_ms` ago (on the database's clock). Returns how many.
+    pub async fn prune_ops(&self, age_ms: i64) -> Result<u64> {
+        let sql = format!(
+            "DELETE FROM operations WHERE state = 'done' AND updated_ms < {} - $1",
+            self.db.dialect.now_ms_sql()
+        );
+        let r = sqlx::query(&sql)
+            .bind(age_ms)
             .execute(&self.db.write)
             .await?;
         Ok(r.rows_affected())
+    }
+
+    /// The database's clock (milliseconds since the Unix epoch): the one every lease is measured on.
+    pub async fn clock_ms(&self) -> Result<i64> {
+        let sql = format!("SELECT {} AS now", self.db.dialect.now_ms_sql());
+        let r = sqlx::query(&sql).fetch_one(&self.db.read).await?;
+        Ok(r.try_get("now")?)
     }
 
     /// Number of operations not finished yet.
@@ -171,7 +203,12 @@ impl Store {
     }
 
     /// Marks the operation done and applies its outcome, in one transaction. Refused with `StaleOperation`
-    /// when this attempt no longer holds the operation: nothing is then changed.
+    /// when this attempt no longer holds the operation: nothing is then changed. `now` (the caller's clock) becomes
+    /// the changed records' modification time; the operation's own bookkeeping uses the database's clock.
+    ///
+    /// No time is compared here: the attempt number fences the finish, and a claim changes it in the same
+    /// statement that finds the lease run out. A holder whose lease ran out with nobody claiming the operation
+    /// may still finish it.
     pub async fn finish_op(&self, op: &ClaimedOp, finish: Finish, now: i64) -> Result<()> {
         let mut tx = self.db.write.begin().await?;
         let outcome = match &finish {
@@ -181,17 +218,18 @@ impl Store {
             Finish::Layer { status, .. } => status.as_str(),
             Finish::Nothing => "nothing",
         };
-        let r = sqlx::query(
-            "UPDATE operations SET state = 'done', outcome = $1, updated_ms = $2, lease_owner = NULL \
-             WHERE id = $3 AND attempt = $4 AND lease_owner = $5 AND state = 'pending'",
-        )
-        .bind(outcome)
-        .bind(now)
-        .bind(&op.id)
-        .bind(op.attempt)
-        .bind(&op.owner)
-        .execute(&mut *tx)
-        .await?;
+        let sql = format!(
+            "UPDATE operations SET state = 'done', outcome = $1, updated_ms = {}, lease_owner = NULL \
+             WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND state = 'pending'",
+            self.db.dialect.now_ms_sql()
+        );
+        let r = sqlx::query(&sql)
+            .bind(outcome)
+            .bind(&op.id)
+            .bind(op.attempt)
+            .bind(&op.owner)
+            .execute(&mut *tx)
+            .await?;
         if r.rows_affected() != 1 {
             return Err(StoreError::StaleOperation(op.id.clone()));
         }
@@ -245,17 +283,18 @@ impl Store {
                 .await?;
             }
             Finish::DeleteFunction { key } => {
-                sqlx::query(
-                    "UPDATE operations SET state = 'done', outcome = 'cancelled', updated_ms = $1 \
+                let cancel = format!(
+                    "UPDATE operations SET state = 'done', outcome = 'cancelled', updated_ms = {} \
                      WHERE state = 'pending' AND target IN \
-                     (SELECT id FROM functions WHERE app_id = $2 AND namespace = $3 AND name = $4)",
-                )
-                .bind(now)
-                .bind(key.app_id)
-                .bind(&key.namespace)
-                .bind(&key.name)
-                .execute(&mut *tx)
-                .await?;
+                     (SELECT id FROM functions WHERE app_id = $1 AND namespace = $2 AND name = $3)",
+                    self.db.dialect.now_ms_sql()
+                );
+                sqlx::query(&cancel)
+                    .bind(key.app_id)
+                    .bind(&key.namespace)
+                    .bind(&key.name)
+                    .execute(&mut *tx)
+                    .await?;
                 for table in [
                     "DELETE FROM functions WHERE app_id = $1 AND namespace = $2 AND name = $3",
                     "DELETE FROM aliases WHERE app_id = $1 AND namespace = $2 AND function_name = $3",

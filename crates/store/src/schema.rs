@@ -157,6 +157,13 @@ CREATE INDEX operations_pending ON operations (created_ms) WHERE state = 'pendin
 DROP INDEX operations_due;
 "#;
 
+/// Failed attempts are counted apart from claims: `attempt` is the fencing token and changes on every claim, while
+/// the give-up is decided on the attempts that ended without finishing (see `Store::claim_op`). Operations pending
+/// at the upgrade start with a clean count.
+const V6: &str = r#"
+ALTER TABLE operations ADD COLUMN failures BIGINT NOT NULL DEFAULT 0;
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -187,5 +194,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "pending operations in creation order",
         sqlite: V5,
         postgres: V5,
+    },
+    Migration {
+        version: 6,
+        name: "failed attempts of an operation",
+        sqlite: V6,
+        postgres: V6,
     },
 ];

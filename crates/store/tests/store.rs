@@ -159,13 +159,19 @@ async fn create(env: &Env, name: &str, n: u32, now: i64) -> (FunctionRow, NewOp)
     (row, op)
 }
 
-/// Claims operations at `now` until `id` comes up, panicking if it never does. Every claim is leased for 1 ms, so
-/// the operations passed over are claimable again at any later `now`.
-async fn claim_id(store: &Store, owner: &str, now: i64, id: &str) -> ClaimedOp {
+/// Claims operations until `id` comes up, panicking if it never does. The operations passed over are given back
+/// (their lease renewed to run out at once), so they are claimable again; their next claim counts a failure.
+async fn claim_id(store: &Store, owner: &str, id: &str) -> ClaimedOp {
+    let mut passed = Vec::new();
     for _ in 0..100 {
-        match store.claim_op(owner, now, 1).await.expect("claim") {
-            Some(op) if op.id == id => return op,
-            Some(_) => continue,
+        match store.claim_op(owner, 60_000).await.expect("claim") {
+            Some(op) if op.id == id => {
+                for other in &passed {
+                    store.renew_op(other, -1).await.expect("give back");
+                }
+                return op;
+            }
+            Some(other) => passed.push(other),
             None => break,
         }
     }
@@ -175,7 +181,7 @@ async fn claim_id(store: &Store, owner: &str, now: i64, id: &str) -> ClaimedOp {
 /// Creates `name` and finishes its creation: an Active `$LATEST` at revision 1.
 async fn create_active(env: &Env, name: &str, n: u32, now: i64) -> FunctionRow {
     let (row, op) = create(env, name, n, now).await;
-    let claimed = claim_id(&env.store, "setup", now, &op.id).await;
+    let claimed = claim_id(&env.store, "setup", &op.id).await;
     let snap = row.pending.clone().expect("pending");
     env.store
         .finish_op(
@@ -263,7 +269,7 @@ async fn claim_is_exclusive_under_concurrency(b: Backend) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             while let Some(op) = store
-                .claim_op(&format!("worker-{w}"), 10_000, 600_000)
+                .claim_op(&format!("worker-{w}"), 600_000)
                 .await
                 .expect("claim")
             {
@@ -290,7 +296,7 @@ async fn claim_is_exclusive_under_concurrency(b: Backend) {
     // All leased: nothing more to claim until the leases run out.
     assert!(
         env.store
-            .claim_op("late", 10_001, 1_000)
+            .claim_op("late", 1_000)
             .await
             .expect("claim")
             .is_none()
@@ -304,41 +310,44 @@ async fn expired_lease_is_reclaimed_and_the_stale_worker_refused(b: Backend) {
     let (row, op) = create(&env, "leased", 1, t0).await;
     let a = env
         .store
-        .claim_op("A", t0, 1_000)
+        .claim_op("A", 60_000)
         .await
         .expect("claim")
         .expect("op for A");
-    assert_eq!((a.id.as_str(), a.attempt), (op.id.as_str(), 1));
+    assert_eq!(
+        (a.id.as_str(), a.attempt, a.failures),
+        (op.id.as_str(), 1, 0)
+    );
     assert!(
         env.store
-            .claim_op("B", t0 + 999, 1_000)
+            .claim_op("B", 60_000)
             .await
             .expect("claim")
             .is_none(),
         "a live lease is not claimed"
     );
     // A renews while alive...
-    env.store
-        .renew_op(&a, t0 + 500, 1_000)
-        .await
-        .expect("renew");
+    env.store.renew_op(&a, 60_000).await.expect("renew");
     assert!(
         env.store
-            .claim_op("B", t0 + 1_200, 1_000)
+            .claim_op("B", 60_000)
             .await
             .expect("claim")
             .is_none(),
-        "the renewed lease runs until t0 + 1500"
+        "the renewed lease is live"
     );
-    // ...then stalls; its lease runs out and B takes over with a higher attempt.
+    // ...then renews for a short while and stalls; its lease runs out and B takes over with a higher attempt,
+    // counting A's attempt as failed.
+    env.store.renew_op(&a, 200).await.expect("renew");
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let b_op = env
         .store
-        .claim_op("B", t0 + 1_501, 1_000)
+        .claim_op("B", 60_000)
         .await
         .expect("claim")
         .expect("expired lease is claimable");
     assert_eq!(b_op.id, op.id);
-    assert_eq!(b_op.attempt, 2);
+    assert_eq!((b_op.attempt, b_op.failures), (2, 1));
 
     let promote = || Finish::Promote {
         row_id: row.id.clone(),
@@ -346,7 +355,7 @@ async fn expired_lease_is_reclaimed_and_the_stale_worker_refused(b: Backend) {
         then_publish: None,
     };
     assert!(matches!(
-        env.store.renew_op(&a, t0 + 1_600, 1_000).await,
+        env.store.renew_op(&a, 60_000).await,
         Err(StoreError::StaleOperation(id)) if id == op.id
     ));
     assert!(matches!(
@@ -363,10 +372,7 @@ async fn expired_lease_is_reclaimed_and_the_stale_worker_refused(b: Backend) {
     assert_eq!(env.op_state(&op.id).await.as_deref(), Some("pending/"));
 
     // The current holder renews and finishes.
-    env.store
-        .renew_op(&b_op, t0 + 1_700, 1_000)
-        .await
-        .expect("B renews");
+    env.store.renew_op(&b_op, 60_000).await.expect("B renews");
     env.store
         .finish_op(
             &b_op,
@@ -399,7 +405,7 @@ async fn expired_lease_is_reclaimed_and_the_stale_worker_refused(b: Backend) {
             Err(StoreError::StaleOperation(_))
         ));
         assert!(matches!(
-            env.store.renew_op(w, t0 + 1_900, 1_000).await,
+            env.store.renew_op(w, 60_000).await,
             Err(StoreError::StaleOperation(_))
         ));
     }
@@ -413,7 +419,7 @@ async fn expired_lease_is_reclaimed_and_the_stale_worker_refused(b: Backend) {
     assert_eq!(env.store.pending_ops().await.expect("ops"), 0);
     assert!(
         env.store
-            .claim_op("C", t0 + 100_000, 1_000)
+            .claim_op("C", 1_000)
             .await
             .expect("claim")
             .is_none()
@@ -600,7 +606,7 @@ async fn delete_function_removes_everything_and_cancels_its_operations(b: Backen
         .begin_publish(&f.id, f.rev, &version, &vop)
         .await
         .expect("publish");
-    let held = claim_id(&env.store, "publisher", 2_000, &vop.id).await;
+    let held = claim_id(&env.store, "publisher", &vop.id).await;
     let prod = Alias {
         name: "prod".into(),
         function_version: "1".into(),
@@ -646,7 +652,7 @@ async fn delete_function_removes_everything_and_cancels_its_operations(b: Backen
         )
         .await
         .expect("delete f");
-    let deleter = claim_id(&env.store, "deleter", 3_000, &dop.id).await;
+    let deleter = claim_id(&env.store, "deleter", &dop.id).await;
     env.store
         .finish_op(
             &deleter,
@@ -725,7 +731,7 @@ async fn publish_layer_on(store: &Store, name: &str, content: CodeRef, now: i64)
 
 /// Finishes a layer operation with `status`.
 async fn finish_layer(env: &Env, op_id: &str, name: &str, v: i64, status: LayerStatus) {
-    let op = claim_id(&env.store, "layers", 5_000, op_id).await;
+    let op = claim_id(&env.store, "layers", op_id).await;
     env.store
         .finish_op(
             &op,
@@ -900,7 +906,7 @@ async fn collect_keeps_referenced_blobs(b: Backend) {
     assert!(blobs.unpacked_path(&pending_code.sha256).exists());
 
     // Once the function is deleted its code is no longer referenced and goes.
-    let op = claim_id(&env.store, "gc", 2_000, &create_op.id).await;
+    let op = claim_id(&env.store, "gc", &create_op.id).await;
     env.store
         .finish_op(
             &op,
@@ -939,7 +945,7 @@ async fn collect_keeps_referenced_blobs(b: Backend) {
         refs.contains(&layer_content.sha256),
         "bound deleted layer kept"
     );
-    let claimed = claim_id(&env.store, "gc", 7_000, &bop.id).await;
+    let claimed = claim_id(&env.store, "gc", &bop.id).await;
     env.store
         .finish_op(
             &claimed,
@@ -1071,7 +1077,7 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
             // The zip's first function, deleted: its blob is unreferenced and (aged) past the grace period.
             let code = env.store.put_blob(zip.clone()).await.expect("first upload");
             let (first, op) = create_with(&env, &format!("first{round}"), code.clone(), now).await;
-            let claimed = claim_id(&env.store, "deleter", now, &op.id).await;
+            let claimed = claim_id(&env.store, "deleter", &op.id).await;
             env.store
                 .finish_op(
                     &claimed,
@@ -1266,7 +1272,7 @@ async fn active_version(env: &Env, f: &FunctionRow, now: i64) -> FunctionRow {
         .begin_publish(&latest.id, latest.rev, &version, &op)
         .await
         .expect("publish");
-    let claimed = claim_id(&env.store, "publisher", now, &op.id).await;
+    let claimed = claim_id(&env.store, "publisher", &op.id).await;
     env.store
         .finish_op(
             &claimed,
@@ -1433,3 +1439,146 @@ on_both_backends_async!(
 
 #[cfg(feature = "failpoints")]
 on_both_backends_async!(collection_racing_a_create_of_the_same_zip_keeps_its_blob);
+
+// ---- Leases on the database's clock, and failed attempts counted apart from claims ----
+
+mod leases {
+    use super::*;
+
+    /// `lease_until` and `updated_ms` of an operation, read on a connection of its own.
+    async fn lease_of(env: &Env, id: &str) -> (i64, i64) {
+        let until = env
+            .count(&format!(
+                "SELECT lease_until AS n FROM operations WHERE id = '{id}'"
+            ))
+            .await;
+        let updated = env
+            .count(&format!(
+                "SELECT updated_ms AS n FROM operations WHERE id = '{id}'"
+            ))
+            .await;
+        (until, updated)
+    }
+
+    /// Whatever the callers' clocks say (this operation is dated 1970), a lease runs from the database's clock.
+    pub(super) async fn leases_run_on_the_database_clock(b: Backend) {
+        let env = Env::new(&b).await;
+        let (_, op) = create(&env, "clocked", 1, 1_000).await;
+        let before = env.store.clock_ms().await.expect("clock");
+        assert!(
+            (before - store::now_ms()).abs() < 5_000,
+            "the database's clock is in milliseconds since the epoch: {before}"
+        );
+        let a = env
+            .store
+            .claim_op("A", 30_000)
+            .await
+            .expect("claim")
+            .expect("the operation");
+        let after = env.store.clock_ms().await.expect("clock");
+        let (until, updated) = lease_of(&env, &op.id).await;
+        assert!(
+            (before + 30_000..=after + 30_000).contains(&until),
+            "lease_until {until} not 30 s after the claim ({before}..{after})"
+        );
+        assert!((before..=after).contains(&updated), "updated_ms {updated}");
+
+        let before = env.store.clock_ms().await.expect("clock");
+        env.store.renew_op(&a, 45_000).await.expect("renew");
+        let after = env.store.clock_ms().await.expect("clock");
+        let (until, _) = lease_of(&env, &op.id).await;
+        assert!(
+            (before + 45_000..=after + 45_000).contains(&until),
+            "renewed lease_until {until} not 45 s after the renewal ({before}..{after})"
+        );
+    }
+
+    /// `attempt` changes on every claim; `failures` only when a claim takes over an attempt whose lease ran out
+    /// unfinished. Claims that find the lease live change nothing, and a holder that renews a lapsed lease before
+    /// anyone claimed it has not failed.
+    pub(super) async fn failures_count_attempts_that_ran_out_unfinished(b: Backend) {
+        let env = Env::new(&b).await;
+        let (row, op) = create(&env, "counted", 1, 1_000).await;
+        let claim = |owner: &'static str| {
+            let store = env.store.clone();
+            async move { store.claim_op(owner, 60_000).await.expect("claim") }
+        };
+        let a = claim("A").await.expect("the operation");
+        assert_eq!((a.attempt, a.failures), (1, 0));
+        for _ in 0..10 {
+            assert!(claim("B").await.is_none(), "the lease is live");
+        }
+        // A stalls past its lease, then renews before anyone claimed: it still holds the operation.
+        env.store.renew_op(&a, -1).await.expect("renew");
+        env.store
+            .renew_op(&a, 60_000)
+            .await
+            .expect("a lapsed lease nobody claimed is renewed");
+        assert!(claim("B").await.is_none());
+        // A's lease runs out for good: B's claim counts A's attempt as failed, once.
+        env.store.renew_op(&a, -1).await.expect("renew");
+        let b_op = claim("B").await.expect("the operation");
+        assert_eq!(
+            (b_op.id.as_str(), b_op.attempt, b_op.failures),
+            (op.id.as_str(), 2, 1)
+        );
+        assert!(matches!(
+            env.store.renew_op(&a, 60_000).await,
+            Err(StoreError::StaleOperation(_))
+        ));
+        env.store.renew_op(&b_op, -1).await.expect("renew");
+        let c = claim("C").await.expect("the operation");
+        assert_eq!((c.attempt, c.failures), (3, 2));
+        env.store
+            .finish_op(
+                &c,
+                Finish::Promote {
+                    row_id: row.id.clone(),
+                    snapshot: row.pending.clone().expect("pending"),
+                    then_publish: None,
+                },
+                2_000,
+            )
+            .await
+            .expect("C finishes");
+        assert!(claim("D").await.is_none());
+        assert_eq!(env.op_state(&op.id).await.as_deref(), Some("done/active"));
+    }
+
+    /// A finished operation is forgotten by its age on the database's clock, not by the time its finisher's
+    /// clock gave the record.
+    pub(super) async fn finished_operations_are_pruned_by_the_database_clock(b: Backend) {
+        let env = Env::new(&b).await;
+        let (row, op) = create(&env, "pruned", 1, 1_000).await;
+        let held = claim_id(&env.store, "A", &op.id).await;
+        env.store
+            .finish_op(
+                &held,
+                Finish::Fail {
+                    row_id: row.id.clone(),
+                    status: FunctionStatus::CreateFailed,
+                    reasons: Vec::new(),
+                },
+                // A node whose clock says 1970.
+                1_000,
+            )
+            .await
+            .expect("finish");
+        assert_eq!(env.store.prune_ops(60_000).await.expect("prune"), 0);
+        assert_eq!(env.op_state(&op.id).await.as_deref(), Some("done/failed"));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(env.store.prune_ops(10).await.expect("prune"), 1);
+        assert_eq!(env.op_state(&op.id).await, None);
+    }
+}
+
+use leases::{
+    failures_count_attempts_that_ran_out_unfinished,
+    finished_operations_are_pruned_by_the_database_clock, leases_run_on_the_database_clock,
+};
+
+on_both_backends_async!(
+    leases_run_on_the_database_clock,
+    failures_count_attempts_that_ran_out_unfinished,
+    finished_operations_are_pruned_by_the_database_clock,
+);
