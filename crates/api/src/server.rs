@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
 use axum::Router;
 use axum::body::{Body, HttpBody};
 use axum::extract::State;
@@ -30,6 +32,10 @@ pub struct ApiConfig {
     pub body_timeout: Duration,
     /// Time a connection may stay open with no request in flight and no bytes moving (keep-alive).
     pub idle_timeout: Duration,
+    /// Bytes of request bodies held in memory at once, over every connection. A body that would pass it waits
+    /// (its client is slowed by TCP) until others are done, or until its deadline (`RequestLimitExceeded`, which
+    /// the SDKs retry). At least `max_body_bytes`.
+    pub max_body_memory_bytes: usize,
 }
 
 impl Default for ApiConfig {
@@ -41,6 +47,7 @@ impl Default for ApiConfig {
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
+            max_body_memory_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -48,11 +55,26 @@ impl Default for ApiConfig {
 struct AppState {
     control: Control,
     cfg: ApiConfig,
+    /// The memory budget of request bodies, in KiB permits (`max_body_memory_bytes`).
+    bodies: Arc<Semaphore>,
+}
+
+/// A permit of the body budget is one KiB.
+const BUDGET_UNIT: usize = 1024;
+
+fn budget_units(bytes: usize) -> u32 {
+    u32::try_from(bytes.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
 }
 
 /// The API router.
 pub fn router(control: Control, cfg: ApiConfig) -> Router {
-    let state = Arc::new(AppState { control, cfg });
+    let units = budget_units(cfg.max_body_memory_bytes.max(cfg.max_body_bytes)) as usize;
+    let bodies = Arc::new(Semaphore::new(units.min(Semaphore::MAX_PERMITS)));
+    let state = Arc::new(AppState {
+        control,
+        cfg,
+        bodies,
+    });
     Router::new()
         .route("/", post(api).get(api_get))
         .route("/code/{sha256}", get(code_download))
@@ -275,6 +297,7 @@ async fn api(State(st): State<Arc<AppState>>, req: axum::extract::Request) -> Re
         body,
         done: false,
         deadline: tokio::time::Instant::now() + st.cfg.body_timeout,
+        budget: st.bodies.clone(),
     };
     let result = handle(&st, headers, action, &mut body).await;
     match &result {
@@ -301,12 +324,23 @@ struct RequestBody {
     /// Read to its end.
     done: bool,
     deadline: tokio::time::Instant,
+    /// The server-wide memory budget of bodies.
+    budget: Arc<Semaphore>,
+}
+
+/// A body read whole, and the share of the memory budget it holds until dropped.
+struct Collected {
+    bytes: Vec<u8>,
+    digest: Option<[u8; 32]>,
+    _held: Option<OwnedSemaphorePermit>,
 }
 
 #[derive(Debug, PartialEq, Eq)]
 enum BodyError {
     TooLarge,
     TimedOut,
+    /// The server holds too many bodies already and none finished before this one's deadline.
+    Busy,
     Read(String),
 }
 
@@ -327,6 +361,14 @@ impl BodyError {
                     cfg.body_timeout.as_secs_f64()
                 ),
             ),
+            BodyError::Busy => ApiError::new(
+                "RequestLimitExceeded",
+                format!(
+                    "The server is holding {} bytes of request bodies and none was done within {} seconds; retry shortly.",
+                    cfg.max_body_memory_bytes,
+                    cfg.body_timeout.as_secs_f64()
+                ),
+            ),
             BodyError::Read(e) => ApiError::new(
                 "InvalidParameter",
                 format!("The request body could not be read: {e}."),
@@ -343,11 +385,7 @@ impl RequestBody {
 
     /// Reads the whole body, refusing it past `limit` bytes (at once when the announced length is over), and
     /// computes its SHA-256 as it arrives when `hash` is set.
-    async fn collect(
-        &mut self,
-        limit: usize,
-        hash: bool,
-    ) -> Result<(Vec<u8>, Option<[u8; 32]>), BodyError> {
+    async fn collect(&mut self, limit: usize, hash: bool) -> Result<Collected, BodyError> {
         use http_body_util::BodyExt;
         let announced = match self.announced() {
             Some(n) if n > limit as u64 => return Err(BodyError::TooLarge),
@@ -355,7 +393,17 @@ impl RequestBody {
             None => None,
         };
         let mut hasher = hash.then(Sha256::new);
-        let mut buf = Vec::with_capacity(announced.unwrap_or(0).min(FIRST_CHUNK));
+        let mut buf = Vec::new();
+        let mut held: Option<OwnedSemaphorePermit> = None;
+        let (budget, deadline) = (self.budget.clone(), self.deadline);
+        grow(
+            &budget,
+            deadline,
+            &mut buf,
+            &mut held,
+            announced.unwrap_or(0).min(FIRST_CHUNK),
+        )
+        .await?;
         let timer = tokio::time::sleep_until(self.deadline);
         tokio::pin!(timer);
         loop {
@@ -382,7 +430,7 @@ impl RequestBody {
                 let target = announced
                     .filter(|&a| a >= needed)
                     .map_or(grown, |a| grown.min(a));
-                buf.reserve_exact(target - buf.len());
+                grow(&budget, deadline, &mut buf, &mut held, target).await?;
             }
             if let Some(h) = &mut hasher {
                 h.update(&data);
@@ -390,7 +438,11 @@ impl RequestBody {
             buf.extend_from_slice(&data);
         }
         self.done = true;
-        Ok((buf, hasher.map(|h| h.finalize().into())))
+        Ok(Collected {
+            bytes: buf,
+            digest: hasher.map(|h| h.finalize().into()),
+            _held: held,
+        })
     }
 
     /// After the reply: a body left unread (the request was refused on its headers, or was too large) is read
@@ -419,6 +471,34 @@ impl RequestBody {
     }
 }
 
+/// Grows `buf` to hold `capacity` bytes, first taking their share of the server's body budget (waiting for
+/// it until the body's deadline).
+async fn grow(
+    budget: &Arc<Semaphore>,
+    deadline: tokio::time::Instant,
+    buf: &mut Vec<u8>,
+    held: &mut Option<OwnedSemaphorePermit>,
+    capacity: usize,
+) -> Result<(), BodyError> {
+    let have = held.as_ref().map_or(0, |p| p.num_permits());
+    let want = budget_units(capacity) as usize;
+    if want > have {
+        let more = u32::try_from(want - have).unwrap_or(u32::MAX);
+        let permit = tokio::time::timeout_at(deadline, budget.clone().acquire_many_owned(more))
+            .await
+            .map_err(|_| BodyError::Busy)?
+            .map_err(|_| BodyError::Busy)?;
+        match held {
+            Some(h) => h.merge(permit),
+            None => *held = Some(permit),
+        }
+    }
+    if capacity > buf.capacity() {
+        buf.reserve_exact(capacity - buf.len());
+    }
+    Ok(())
+}
+
 fn is_form(headers: &HeaderMap) -> bool {
     header_str(headers, "content-type")
         .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"))
@@ -438,8 +518,8 @@ async fn handle(
             && body
                 .announced()
                 .is_none_or(|n| n <= LEGACY_PEEK_BYTES as u64)
-            && let Ok((form, _)) = body.collect(LEGACY_PEEK_BYTES, false).await
-            && form.windows(10).any(|w| w == b"Signature=")
+            && let Ok(form) = body.collect(LEGACY_PEEK_BYTES, false).await
+            && form.bytes.windows(10).any(|w| w == b"Signature=")
         {
             return Err(ApiError::new(
                 "AuthFailure.InvalidAuthorization",
@@ -468,11 +548,11 @@ async fn handle(
     }
     let signer = signer(st, headers).await?;
     let unsigned = header_str(headers, "x-tc-content-sha256") == Some(tc3::UNSIGNED_PAYLOAD);
-    let (bytes, digest) = body
+    let body = body
         .collect(st.cfg.max_body_bytes, !unsigned)
         .await
         .map_err(|e| e.into_api(&st.cfg))?;
-    let payload_hash = match digest {
+    let payload_hash = match body.digest {
         Some(d) => hex::encode(d),
         None => hex::encode(Sha256::digest(tc3::UNSIGNED_PAYLOAD.as_bytes())),
     };
@@ -483,7 +563,8 @@ async fn handle(
         region: header_str(headers, "x-tc-region").unwrap_or("").to_string(),
         base_url: base_url(headers),
     };
-    crate::actions::dispatch(&cx, action, &bytes).await
+    // The body's share of the budget is held until the action is done with it.
+    crate::actions::dispatch(&cx, action, &body.bytes).await
 }
 
 /// A request whose signature's form, timestamp and key passed; the signature itself waits for the body.
@@ -601,6 +682,15 @@ mod tests {
     }
 
     fn body(chunks: &[&[u8]], announced: Option<u64>, ends: bool) -> RequestBody {
+        body_within(chunks, announced, ends, Arc::new(Semaphore::new(1 << 20)))
+    }
+
+    fn body_within(
+        chunks: &[&[u8]],
+        announced: Option<u64>,
+        ends: bool,
+        budget: Arc<Semaphore>,
+    ) -> RequestBody {
         RequestBody {
             body: Body::new(Chunks {
                 chunks: chunks.iter().map(|c| Bytes::copy_from_slice(c)).collect(),
@@ -609,6 +699,7 @@ mod tests {
             }),
             done: false,
             deadline: tokio::time::Instant::now() + Duration::from_millis(200),
+            budget,
         }
     }
 
@@ -618,7 +709,7 @@ mod tests {
         let slices: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let whole = parts.concat();
         let mut b = body(&slices, Some(whole.len() as u64), true);
-        let (bytes, digest) = b.collect(1 << 20, true).await.expect("read");
+        let Collected { bytes, digest, .. } = b.collect(1 << 20, true).await.expect("read");
         assert_eq!(bytes, whole);
         assert_eq!(
             bytes.capacity(),
@@ -629,7 +720,7 @@ mod tests {
         assert!(b.done);
 
         let mut b = body(&slices, None, true);
-        let (bytes, digest) = b.collect(1 << 20, false).await.expect("read");
+        let Collected { bytes, digest, .. } = b.collect(1 << 20, false).await.expect("read");
         assert_eq!(bytes, whole);
         assert_eq!(digest, None, "no hash asked for");
     }
@@ -638,22 +729,73 @@ mod tests {
     async fn an_oversized_body_is_refused_at_once_or_as_soon_as_it_passes_the_limit() {
         // Announced over the limit: refused without waiting for a byte (the body would never end).
         let mut b = body(&[], Some(1_001), false);
-        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TooLarge));
+        assert_eq!(
+            b.collect(1_000, true).await.err(),
+            Some(BodyError::TooLarge)
+        );
         assert!(!b.done);
         // Not announced: refused when the bytes pass the limit, before the body ends.
         let mut b = body(&[&[b'a'; 600], &[b'b'; 600]], None, false);
-        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TooLarge));
+        assert_eq!(
+            b.collect(1_000, true).await.err(),
+            Some(BodyError::TooLarge)
+        );
         // Exactly the limit is accepted.
         let mut b = body(&[&[b'a'; 600], &[b'b'; 400]], None, true);
-        assert_eq!(b.collect(1_000, true).await.expect("fits").0.len(), 1_000);
+        assert_eq!(
+            b.collect(1_000, true).await.expect("fits").bytes.len(),
+            1_000
+        );
     }
 
     #[tokio::test]
     async fn a_body_that_stops_arriving_times_out() {
         let mut b = body(&[b"{\"Limit\":"], Some(100), false);
         let t = Instant::now();
-        assert_eq!(b.collect(1_000, true).await, Err(BodyError::TimedOut));
+        assert_eq!(
+            b.collect(1_000, true).await.err(),
+            Some(BodyError::TimedOut)
+        );
         assert!(t.elapsed() < Duration::from_secs(5));
+    }
+
+    #[tokio::test]
+    async fn bodies_share_one_memory_budget() {
+        // 100 KiB for every body at once: one of 80 KB is held while the action runs…
+        let budget = Arc::new(Semaphore::new(100));
+        let big = vec![b'a'; 80_000];
+        let mut first = body_within(&[&big], Some(80_000), true, budget.clone());
+        let held = first.collect(1 << 20, true).await.expect("fits");
+        assert_eq!(budget.available_permits(), 100 - 79);
+        // …so a second one of 50 KB waits, and is refused as busy at its deadline.
+        let half = vec![b'b'; 50_000];
+        let mut second = body_within(&[&half], Some(50_000), true, budget.clone());
+        assert_eq!(
+            second.collect(1 << 20, true).await.err(),
+            Some(BodyError::Busy)
+        );
+        // Once the first is done with, the budget is whole again and the next one is read.
+        drop(held);
+        assert_eq!(budget.available_permits(), 100);
+        let mut third = body_within(&[&half], Some(50_000), true, budget.clone());
+        assert_eq!(
+            third.collect(1 << 20, true).await.expect("fits").bytes,
+            half
+        );
+        assert_eq!(
+            budget.available_permits(),
+            100,
+            "a dropped body gives its share back"
+        );
+        // A body of unannounced length takes its share as it grows.
+        let mut fourth = body_within(&[&half, &half], None, true, budget.clone());
+        let got = fourth.collect(1 << 20, true).await.expect("fits");
+        assert_eq!(got.bytes.len(), 100_000);
+        assert!(
+            budget.available_permits() <= 3,
+            "{}",
+            budget.available_permits()
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ pub struct ApiFileConfig {
     pub body_timeout_secs: Option<u64>,
     pub idle_timeout_secs: Option<u64>,
     pub max_body_bytes: Option<usize>,
+    pub max_body_memory_bytes: Option<usize>,
 }
 
 /// Flags and variables for the `[api]` settings (`serve` only).
@@ -56,6 +57,12 @@ pub struct ApiArgs {
     /// Largest request body in bytes [default: 83886080, 80 MiB].
     #[arg(long = "api-max-body-bytes", env = "STRATUS_API_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held at once over all connections; at least the largest body [default: 1073741824, 1 GiB].
+    #[arg(
+        long = "api-max-body-memory-bytes",
+        env = "STRATUS_API_MAX_BODY_MEMORY_BYTES"
+    )]
+    pub max_body_memory_bytes: Option<usize>,
 }
 
 impl ApiArgs {
@@ -82,9 +89,18 @@ impl ApiArgs {
             .or(file.max_body_bytes)
             .unwrap_or(d.max_body_bytes);
         anyhow::ensure!(max_body_bytes > 0, "api max_body_bytes must not be 0");
+        let max_body_memory_bytes = self
+            .max_body_memory_bytes
+            .or(file.max_body_memory_bytes)
+            .unwrap_or(d.max_body_memory_bytes.max(max_body_bytes));
+        anyhow::ensure!(
+            max_body_memory_bytes >= max_body_bytes,
+            "api max_body_memory_bytes ({max_body_memory_bytes}) must be at least max_body_bytes ({max_body_bytes}), or the largest body could never be read"
+        );
         Ok(api::ApiConfig {
             max_connections,
             max_body_bytes,
+            max_body_memory_bytes,
             header_timeout: secs(
                 "header_timeout_secs",
                 self.header_timeout_secs,
