@@ -771,3 +771,96 @@ fn a_child_can_be_shared_across_threads_and_awaited_through_its_exit_fd() {
     let _ = finish(child, out, err);
 }
 
+#[test]
+fn dropping_an_instance_never_blocks_and_its_cgroup_goes_in_the_background() {
+    require!(has_root(), ROOT);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let f = Fixture::new();
+    let (mut child, _out, _err) = start(&f.spec("teardown", "sleep 30"));
+    let helper = child.pid();
+    let dirs = child.cgroup().remove.clone();
+    // A nested cgroup keeps the instance's own from being removed until the test takes it away: a teardown that
+    // waits for the removal inside `drop` (up to 2 s of retries) would block the async thread that long.
+    let nested = dirs[0].join("held");
+    fs::create_dir(&nested).expect("a nested cgroup");
+    let gone = Arc::new(AtomicBool::new(false));
+    let flag = gone.clone();
+    child.on_teardown(move || flag.store(true, Ordering::SeqCst));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let took = rt.block_on(async move {
+        let ticks = tokio::spawn(async {
+            let mut n = 0u32;
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                n += 1;
+            }
+            n
+        });
+        tokio::task::yield_now().await;
+        let t = Instant::now();
+        drop(child);
+        let took = t.elapsed();
+        // The runtime's only thread is free again: the ticker finishes on it.
+        assert_eq!(ticks.await.expect("ticker"), 20);
+        took
+    });
+    assert!(
+        took < Duration::from_millis(100),
+        "dropping the instance blocked for {took:?}"
+    );
+
+    // Killed at once and reaped in the background: no zombie is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ours = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+            after.split(' ').nth(1) == Some(&std::process::id().to_string())
+        })
+    };
+    while ours(helper) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!ours(helper), "the helper {helper} was not reaped");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(dirs[0].exists(), "held by the nested cgroup");
+    assert!(!gone.load(Ordering::SeqCst), "the hook runs only once it is gone");
+
+    fs::remove_dir(&nested).expect("remove the nested cgroup");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(gone.load(Ordering::SeqCst) && dirs.iter().all(|d| !d.exists()))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for d in &dirs {
+        assert!(!d.exists(), "{} was not removed", d.display());
+    }
+    assert!(gone.load(Ordering::SeqCst), "the teardown hook ran");
+    assert!(sandbox::flush_teardown(Duration::from_secs(10)));
+}
+
+#[test]
+fn cleanup_runs_the_teardown_hooks_and_a_dropped_cleaned_child_does_nothing_more() {
+    require!(has_root(), ROOT);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let f = Fixture::new();
+    let (mut child, _out, _err) = start(&f.spec("hooks", "exit 0"));
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = runs.clone();
+    child.on_teardown(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    let dirs = child.cgroup().remove.clone();
+    child.cleanup().expect("cleanup");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(dirs.iter().all(|d| !d.exists()));
+    drop(child);
+    assert!(sandbox::flush_teardown(Duration::from_secs(10)));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+}
