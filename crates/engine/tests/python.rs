@@ -309,3 +309,38 @@ async fn large_payloads_and_bounded_logs() {
     );
     assert_eq!(out.log.matches(&"x".repeat(99)).count(), 1, "{}", out.log);
 }
+
+#[tokio::test]
+async fn a_result_over_the_frame_bound_is_a_430_and_stops_the_instance() {
+    require!(has_python(), "python3");
+    let dir = code(&[(
+        "index.py",
+        "def main(event, context):\n    return 'r' * event['n']\n",
+    )]);
+    let e = engine(config());
+    let mut s = spec("huge", "Python3.9", "index.main", dir.path());
+    s.memory_mb = 256;
+    // Just under the engine's bound: passed on (control turns anything over 6 MB into its own 430).
+    let n = engine::protocol::MAX_PAYLOAD - 2;
+    let out = invoke(&e, &s, &format!(r#"{{"n": {n}}}"#)).await;
+    assert_eq!(out.status_code, 200, "{:?}", out.result.as_ref().err());
+    assert_eq!(out.ret_msg().len(), n + 2);
+
+    // Over it: refused from the frame's header, before the payload is buffered; the stream is out of step, so the
+    // instance is stopped.
+    let n = 16 * 1024 * 1024;
+    let out = invoke(&e, &s, &format!(r#"{{"n": {n}}}"#)).await;
+    assert_eq!(out.status_code, status::USER_EXCEPTION);
+    let err = out.result.as_ref().expect_err("too large");
+    assert_eq!(
+        err.error_message,
+        format!(
+            "the function returned {} bytes; a synchronous invocation returns at most 6 MB",
+            n + 2
+        )
+    );
+    assert_eq!(e.idle_instances("huge"), 0);
+    let out = invoke(&e, &s, r#"{"n": 3}"#).await;
+    assert_eq!(out.status_code, 200);
+    assert!(out.cold_start, "a new instance");
+}
