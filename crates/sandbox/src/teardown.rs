@@ -212,12 +212,9 @@ fn run(rx: mpsc::Receiver<Remains>) {
 pub(crate) fn hand_over(remains: Remains) {
     if let Some(r) = reaper() {
         *r.lock() += 1;
-        match r.tx.send(remains) {
-            Ok(()) => return,
-            Err(mpsc::SendError(remains)) => {
-                r.finished(1);
-                teardown_here(remains);
-            }
+        if let Err(mpsc::SendError(remains)) = r.tx.send(remains) {
+            r.finished(1);
+            teardown_here(remains);
         }
     } else {
         teardown_here(remains);

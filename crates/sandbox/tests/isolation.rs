@@ -828,7 +828,10 @@ fn dropping_an_instance_never_blocks_and_its_cgroup_goes_in_the_background() {
     assert!(!ours(helper), "the helper {helper} was not reaped");
     std::thread::sleep(Duration::from_millis(100));
     assert!(dirs[0].exists(), "held by the nested cgroup");
-    assert!(!gone.load(Ordering::SeqCst), "the hook runs only once it is gone");
+    assert!(
+        !gone.load(Ordering::SeqCst),
+        "the hook runs only once it is gone"
+    );
 
     fs::remove_dir(&nested).expect("remove the nested cgroup");
     let deadline = Instant::now() + Duration::from_secs(10);
