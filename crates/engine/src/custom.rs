@@ -35,9 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, HttpBody};
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http_body_util::BodyExt;
@@ -235,13 +235,16 @@ async fn accept_loop(listener: tokio::net::TcpListener, app: Router, limits: Lim
     }
 }
 
-async fn ready(State(s): State<Arc<Shared>>) -> StatusCode {
-    let mut st = s.lock();
-    if !st.ready {
-        st.ready = true;
-        let _ = s.events.send(Event::Ready);
+async fn ready(State(s): State<Arc<Shared>>, body: Body) -> Response {
+    {
+        let mut st = s.lock();
+        if !st.ready {
+            st.ready = true;
+            let _ = s.events.send(Event::Ready);
+        }
     }
-    StatusCode::OK
+    // The body means nothing here.
+    ignore_body(&s, body).await
 }
 
 async fn next(State(s): State<Arc<Shared>>) -> Response {
@@ -352,14 +355,11 @@ async fn read_body(
     Ok(buf)
 }
 
-fn declared_length(headers: &HeaderMap) -> Option<usize> {
-    headers
-        .get(header::CONTENT_LENGTH)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+/// The body's length when it is known up front (its `Content-Length`, or none at all).
+fn declared_length(body: &Body) -> Option<usize> {
+    body.size_hint()
+        .exact()
+        .map(|n| usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 /// A post whose body stays (partly) unread: the connection cannot carry another request, so the client is told.
@@ -398,19 +398,25 @@ async fn discard(mut body: Body) -> bool {
     true
 }
 
-async fn post_result(s: &Arc<Shared>, error: bool, headers: &HeaderMap, body: Body) -> Response {
-    let declared = declared_length(headers);
+/// Answers `200` to a request whose body means nothing. The body is not kept: a small one is read and dropped (so
+/// that the connection stays usable), a larger one is not read at all and the connection is closed.
+async fn ignore_body(s: &Shared, body: Body) -> Response {
+    let small = declared_length(&body).is_some_and(|n| n <= DISCARD_MAX);
+    if small
+        && tokio::time::timeout(s.limits.body_timeout, discard(body))
+            .await
+            .unwrap_or(false)
+    {
+        return StatusCode::OK.into_response();
+    }
+    closing(StatusCode::OK, String::new())
+}
+
+async fn post_result(s: &Arc<Shared>, error: bool, body: Body) -> Response {
+    let declared = declared_length(&body);
     let Some(claim) = Claim::take(s) else {
-        // First post wins: this one changes nothing. Its body is not kept; a small one is dropped as it is read.
-        let small = declared.is_some_and(|n| n <= DISCARD_MAX);
-        if small
-            && tokio::time::timeout(s.limits.body_timeout, discard(body))
-                .await
-                .unwrap_or(false)
-        {
-            return StatusCode::OK.into_response();
-        }
-        return closing(StatusCode::OK, String::new());
+        // First post wins: this one changes nothing.
+        return ignore_body(s, body).await;
     };
     let max = s.limits.max_body;
     if let Some(len) = declared.filter(|len| *len > max) {
@@ -440,12 +446,12 @@ async fn post_result(s: &Arc<Shared>, error: bool, headers: &HeaderMap, body: Bo
     }
 }
 
-async fn response(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    post_result(&s, false, &headers, body).await
+async fn response(State(s): State<Arc<Shared>>, body: Body) -> Response {
+    post_result(&s, false, body).await
 }
 
-async fn error(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Body) -> Response {
-    post_result(&s, true, &headers, body).await
+async fn error(State(s): State<Arc<Shared>>, body: Body) -> Response {
+    post_result(&s, true, body).await
 }
 
 /// The error a custom runtime posted: its JSON `errorMessage` (and friends) when it sent SCF-shaped JSON, else the
@@ -816,6 +822,37 @@ mod tests {
         rt.write_all(b"late").await.expect("write");
         assert_eq!(read_response(&mut rt).await.0, 200);
         no_event(&mut api);
+    }
+
+    #[tokio::test]
+    async fn ready_with_no_body_keeps_its_connection_and_a_large_one_closes_it() {
+        let (mut api, addr) = serve(limits());
+        let mut c = connect(addr).await;
+        c.write_all(b"POST /runtime/init/ready HTTP/1.1\r\nHost: api\r\n\r\n")
+            .await
+            .expect("write");
+        let (status, headers, _) = read_response(&mut c).await;
+        assert_eq!(status, 200);
+        assert!(!headers.iter().any(|(k, _)| k == "connection"));
+        assert!(matches!(api.recv().await, Event::Ready));
+        api.offer(invocation("same-connection"));
+        c.write_all(b"GET /runtime/invocation/next HTTP/1.1\r\nHost: api\r\n\r\n")
+            .await
+            .expect("write");
+        let (status, headers, _) = read_response(&mut c).await;
+        assert_eq!(status, 200);
+        assert!(headers.contains(&("request_id".into(), "same-connection".into())));
+
+        let mut c = connect(addr).await;
+        c.write_all(
+            b"POST /runtime/init/ready HTTP/1.1\r\nHost: api\r\nContent-Length: 99999999\r\n\r\n",
+        )
+        .await
+        .expect("write");
+        let (status, headers, _) =
+            within("unread body", Duration::from_secs(2), read_response(&mut c)).await;
+        assert_eq!(status, 200);
+        assert!(headers.contains(&("connection".into(), "close".into())));
     }
 
     #[test]
