@@ -784,6 +784,14 @@ fn dropping_an_instance_never_blocks_and_its_cgroup_goes_in_the_background() {
     // waits for the removal inside `drop` (up to 2 s of retries) would block the async thread that long.
     let nested = dirs[0].join("held");
     fs::create_dir(&nested).expect("a nested cgroup");
+    // Removed however the test ends, so that a failure leaves no cgroup behind.
+    struct Nested(PathBuf);
+    impl Drop for Nested {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let nested = Nested(nested);
     let gone = Arc::new(AtomicBool::new(false));
     let flag = gone.clone();
     child.on_teardown(move || flag.store(true, Ordering::SeqCst));
@@ -833,7 +841,7 @@ fn dropping_an_instance_never_blocks_and_its_cgroup_goes_in_the_background() {
         "the hook runs only once it is gone"
     );
 
-    fs::remove_dir(&nested).expect("remove the nested cgroup");
+    fs::remove_dir(&nested.0).expect("remove the nested cgroup");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !(gone.load(Ordering::SeqCst) && dirs.iter().all(|d| !d.exists()))
         && Instant::now() < deadline
