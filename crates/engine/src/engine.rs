@@ -11,6 +11,9 @@ use crate::log::{LogParts, render};
 use crate::runtimes::{Family, Runtimes};
 use crate::types::{EngineConfig, EngineError, FunctionSpec, InvokeOutcome, InvokeRequest, status};
 
+/// How long [`Engine::shutdown`] waits for the teardown of stopped instances.
+const SHUTDOWN_TEARDOWN: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Runs invocations on pooled instances. Cheap to share (`Arc` inside); the reaper task stops when the last clone
 /// is dropped.
 #[derive(Clone)]
@@ -397,7 +400,9 @@ impl Engine {
         reap(&self.inner)
     }
 
-    /// Stops every instance and refuses new invocations.
+    /// Stops every idle instance, refuses new invocations (busy ones stop when they end), and waits (at most
+    /// 10 s, blocking) until the instances stopped so far are torn down, so that none is left behind when the
+    /// process exits.
     pub fn shutdown(&self) {
         let drained: Vec<Instance> = {
             let mut st = self.inner.lock();
@@ -411,6 +416,15 @@ impl Engine {
             all
         };
         drop(drained);
+        let launcher = &self.inner.launcher;
+        let flush = || launcher.flush_teardown(SHUTDOWN_TEARDOWN);
+        let done = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
+            Ok(tokio::runtime::RuntimeFlavor::MultiThread) => tokio::task::block_in_place(flush),
+            _ => flush(),
+        };
+        if !done {
+            tracing::warn!("some instances were still being torn down at shutdown");
+        }
     }
 
     /// Current counts.

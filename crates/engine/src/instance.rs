@@ -32,6 +32,8 @@ enum Delivery {
     Ready,
     /// A custom runtime posted a result (`Ok`) or an error (`Err`) for the current invocation.
     Posted(Result<Vec<u8>, Vec<u8>>),
+    /// The runtime sent more than [`protocol::MAX_PAYLOAD`] bytes at once.
+    TooLarge(Oversized),
     /// The runtime is gone.
     Closed,
 }
@@ -44,7 +46,18 @@ impl Channel {
                 match dec.next_frame() {
                     Ok(Some((k, p))) => return Delivery::Frame(k, p),
                     Ok(None) => {}
-                    Err(_) => return Delivery::Closed,
+                    Err(e) => {
+                        let what = match e.kind {
+                            kind::RESULT => Oversize::Result,
+                            kind::ERROR | kind::INIT_FAILED => Oversize::Error,
+                            other => Oversize::Frame(other),
+                        };
+                        return Delivery::TooLarge(Oversized {
+                            what,
+                            len: Some(e.len),
+                            fatal: true,
+                        });
+                    }
                 }
                 match rx.read(buf).await {
                     Ok(0) | Err(_) => return Delivery::Closed,
@@ -54,9 +67,62 @@ impl Channel {
             Channel::Http(api) => match api.recv().await {
                 custom::Event::Ready => Delivery::Ready,
                 custom::Event::Posted(r) => Delivery::Posted(r),
+                custom::Event::TooLarge { error, len } => Delivery::TooLarge(Oversized {
+                    what: if error {
+                        Oversize::Error
+                    } else {
+                        Oversize::Result
+                    },
+                    len,
+                    fatal: false,
+                }),
                 custom::Event::Closed => Delivery::Closed,
             },
         }
+    }
+}
+
+/// What was too large.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Oversize {
+    Result,
+    Error,
+    /// A frame of another kind.
+    Frame(u8),
+}
+
+/// A runtime sent more than the engine buffers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Oversized {
+    what: Oversize,
+    /// The size, when it was announced (a frame header, a `Content-Length`).
+    len: Option<usize>,
+    /// Whether the channel cannot go on (a frame stream out of step): the instance is stopped.
+    fatal: bool,
+}
+
+impl Oversized {
+    /// The invocation's error: the function's own (430), named like control's error for a result over 6 MB.
+    fn error(&self) -> FunctionError {
+        let size = match self.len {
+            Some(n) => format!("{n} bytes"),
+            None => format!("more than {} bytes", protocol::MAX_PAYLOAD),
+        };
+        let message = match self.what {
+            Oversize::Result => format!(
+                "the function returned {size}; a synchronous invocation returns at most 6 MB"
+            ),
+            Oversize::Error => format!(
+                "the function's error is {size}; the engine accepts at most {} bytes",
+                protocol::MAX_PAYLOAD
+            ),
+            Oversize::Frame(k) => format!(
+                "the runtime sent a frame ({:?}) of {size}; the engine accepts at most {} bytes",
+                char::from(k),
+                protocol::MAX_PAYLOAD
+            ),
+        };
+        FunctionError::new(status::USER_EXCEPTION, message)
     }
 }
 
@@ -273,7 +339,12 @@ impl Instance {
                         "the launcher gave no runtime API listener",
                     ))
                 })?;
-                Channel::Http(RuntimeApi::serve(listener).map_err(launch_err)?)
+                let limits = custom::Limits::for_function(
+                    Duration::from_secs(u64::from(spec.timeout_s.max(1))),
+                    Duration::from_secs(u64::from(spec.init_timeout_s.max(1))),
+                    cfg.runtime_api_timeout,
+                );
+                Channel::Http(RuntimeApi::serve(listener, limits).map_err(launch_err)?)
             }
         };
         let mut inst = Instance {
@@ -344,6 +415,10 @@ impl Instance {
                     inst.drain_log(&mut output);
                     let error = parse_error(&payload, status::HANDLER_NOT_FOUND);
                     return Err(failure(&mut inst, error, output));
+                }
+                Wait::Delivery(Delivery::TooLarge(t)) => {
+                    inst.drain_log(&mut output);
+                    return Err(failure(&mut inst, t.error(), output));
                 }
                 Wait::Delivery(Delivery::Frame(..)) | Wait::Delivery(Delivery::Posted(_)) => {
                     // Nothing else is expected before ready: ignore.
@@ -522,6 +597,12 @@ impl Instance {
                     }
                     Wait::Delivery(Delivery::Posted(Err(payload))) => {
                         break Err(custom::error_from_body(&payload));
+                    }
+                    Wait::Delivery(Delivery::TooLarge(t)) => {
+                        if t.fatal {
+                            self.kill();
+                        }
+                        break Err(t.error());
                     }
                     Wait::Delivery(Delivery::Frame(..)) | Wait::Delivery(Delivery::Ready) => {}
                     Wait::Deadline => {

@@ -59,7 +59,8 @@ pub struct Launched {
 pub trait InstanceProcess: Send + Sync {
     /// The main process id as the host sees it.
     fn pid(&self) -> u32;
-    /// Kills the whole instance (idempotent, never blocks for long).
+    /// Kills the whole instance (idempotent, never blocks). Dropping the process kills it too, also without
+    /// blocking: what remains to be torn down (reaping, the cgroup) happens in the background.
     fn kill(&mut self);
     /// `Some(description)` once the main process has exited.
     fn exit_status(&mut self) -> Option<String>;
@@ -76,6 +77,12 @@ pub trait Launcher: Send + Sync {
     fn layout(&self, code_dir: &Path, layer_dirs: &[PathBuf]) -> InstanceLayout;
     /// Starts an instance. Called from within a tokio runtime; should return quickly (no waiting on the instance).
     fn launch(&self, spec: LaunchSpec) -> io::Result<Launched>;
+    /// Waits, at most `timeout`, until every instance stopped so far is completely torn down (a launcher may
+    /// finish that in the background after [`InstanceProcess::kill`] and the drop). Blocking: for shutdown.
+    /// Returns whether nothing is left.
+    fn flush_teardown(&self, _timeout: std::time::Duration) -> bool {
+        true
+    }
 }
 
 /// Runs instances as plain child processes of the server: a cleared environment, the code directory as working

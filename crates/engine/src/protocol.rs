@@ -42,8 +42,17 @@ pub mod kind {
 /// Frame header size: length (4) and kind (1).
 pub const HEADER: usize = 5;
 
-/// Largest payload accepted from a runtime (a 6 MB response plus room for an error's stack).
-pub const MAX_PAYLOAD: usize = 16 * 1024 * 1024;
+/// The largest result of a synchronous invocation (SCF's 6 MB); control turns a larger one into the function's
+/// error (430).
+pub const MAX_RESULT: usize = 6 * 1024 * 1024;
+
+/// Largest payload accepted from a runtime: a 6 MB result plus a margin for framing and an error's stack. The
+/// engine buffers at most this per frame (or per posted body of a custom runtime); a runtime that announces a
+/// larger frame is stopped, and the invocation fails with a 430 naming the size.
+pub const MAX_PAYLOAD: usize = MAX_RESULT + 64 * 1024;
+
+// The margin stays small: the bound is what a runtime can make the server hold per instance.
+const _: () = assert!(MAX_PAYLOAD > MAX_RESULT && MAX_PAYLOAD - MAX_RESULT <= 256 * 1024);
 
 /// Encodes one frame.
 pub fn encode(kind: u8, payload: &[u8]) -> Vec<u8> {
@@ -87,16 +96,24 @@ pub struct Decoder {
     start: usize,
 }
 
-/// A malformed frame stream.
-#[derive(Debug, PartialEq, Eq)]
-pub struct FrameTooLarge(pub usize);
+/// A frame announced a payload over [`MAX_PAYLOAD`]: the stream cannot go on (the decoder stops there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameTooLarge {
+    pub kind: u8,
+    pub len: usize,
+}
 
 impl Decoder {
-    /// Appends bytes read from the pipe.
+    /// Appends bytes read from the pipe. The buffer holds at most one incomplete frame and what came with it:
+    /// frames already taken are dropped first.
     pub fn push(&mut self, bytes: &[u8]) {
-        if self.start > 0 && self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start > 0 {
+            self.buf.drain(..self.start);
             self.start = 0;
+        }
+        if self.buf.is_empty() && self.buf.capacity() > 1024 * 1024 {
+            // Do not keep a large frame's allocation for the life of the instance.
+            self.buf = Vec::new();
         }
         self.buf.extend_from_slice(bytes);
     }
@@ -109,7 +126,10 @@ impl Decoder {
         }
         let len = u32::from_be_bytes([avail[0], avail[1], avail[2], avail[3]]) as usize;
         if len > MAX_PAYLOAD {
-            return Err(FrameTooLarge(len));
+            return Err(FrameTooLarge {
+                kind: avail[4],
+                len,
+            });
         }
         if avail.len() < HEADER + len {
             return Ok(None);
@@ -153,10 +173,58 @@ mod tests {
     }
 
     #[test]
-    fn oversized_frame_is_refused() {
+    fn oversized_frame_is_refused_from_its_header() {
         let mut d = Decoder::default();
         d.push(&(u32::MAX).to_be_bytes());
         d.push(b"O");
-        assert!(d.next_frame().is_err());
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameTooLarge {
+                kind: kind::RESULT,
+                len: u32::MAX as usize
+            })
+        );
+        // One byte over the bound is refused before any of the payload is buffered; the bound itself passes.
+        let mut d = Decoder::default();
+        d.push(&((MAX_PAYLOAD + 1) as u32).to_be_bytes());
+        d.push(b"E");
+        assert_eq!(
+            d.next_frame(),
+            Err(FrameTooLarge {
+                kind: kind::ERROR,
+                len: MAX_PAYLOAD + 1
+            })
+        );
+        let payload = vec![b'x'; MAX_PAYLOAD];
+        let mut d = Decoder::default();
+        for chunk in encode(kind::RESULT, &payload).chunks(64 * 1024) {
+            d.push(chunk);
+        }
+        assert_eq!(d.next_frame(), Ok(Some((kind::RESULT, payload))));
+    }
+
+    #[test]
+    fn the_buffer_holds_only_the_incomplete_frame() {
+        let mut d = Decoder::default();
+        let big = encode(kind::RESULT, &vec![b'a'; 3 * 1024 * 1024]);
+        let mut wire = big.clone();
+        wire.extend(encode(kind::READY, b"1"));
+        wire.extend_from_slice(&big[..100]);
+        d.push(&wire);
+        assert_eq!(d.next_frame().expect("ok").map(|f| f.0), Some(kind::RESULT));
+        assert_eq!(d.next_frame().expect("ok").map(|f| f.0), Some(kind::READY));
+        assert_eq!(d.next_frame(), Ok(None));
+        d.push(&big[100..200]);
+        assert_eq!(d.buf.len(), 200, "the frames taken are gone");
+        d.push(&big[200..]);
+        assert_eq!(
+            d.next_frame().expect("ok").map(|f| f.1.len()),
+            Some(3 * 1024 * 1024)
+        );
+        d.push(b"");
+        assert!(
+            d.buf.capacity() <= 1024 * 1024,
+            "a big frame's buffer is let go"
+        );
     }
 }

@@ -2,14 +2,18 @@
 //! crate). Code is at `/var/user` (read-only), layers merged at `/opt`, a private `/tmp`, the runtime API on
 //! `127.0.0.1:9001` inside the instance's own network namespace, an unprivileged uid per instance.
 
+use std::collections::VecDeque;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use sandbox::{Child, Helper, InstanceSpec, NodeKind, Plan, SpawnIo, SystemPath};
+use sandbox::{
+    CODE_PATH, Child, Helper, InstanceSpec, LAYERS_PATH, NodeKind, Plan, SpawnIo, SystemPath,
+};
 
 use crate::launcher::{InstanceLayout, InstanceProcess, LaunchSpec, Launched, Launcher};
 
@@ -22,9 +26,119 @@ pub struct SandboxLauncher {
     forbidden: Vec<PathBuf>,
     helper: Helper,
     /// Each instance runs as its own uid from this range, so per-uid limits (processes) are per instance.
-    uid_base: u32,
-    uid_count: u32,
+    uids: UidPool,
     next: AtomicU32,
+}
+
+/// The first instance uid and how many there are.
+const UID_BASE: u32 = 200_000;
+const UID_COUNT: u32 = 50_000;
+
+/// Instance uids: a uid is never handed out again while an instance that had it may still have a process (it
+/// returns to the pool only once the instance is completely gone, see [`sandbox::Child::on_teardown`]). Fresh
+/// uids first, then the longest-free ones.
+#[derive(Clone)]
+struct UidPool {
+    inner: Arc<Mutex<UidState>>,
+}
+
+struct UidState {
+    base: u32,
+    count: u32,
+    /// Uids below `base + fresh` have been handed out at least once.
+    fresh: u32,
+    free: VecDeque<u32>,
+}
+
+/// A uid in use; dropping it gives it back.
+struct UidLease {
+    pool: UidPool,
+    uid: u32,
+}
+
+impl UidPool {
+    fn new(base: u32, count: u32) -> UidPool {
+        UidPool {
+            inner: Arc::new(Mutex::new(UidState {
+                base,
+                count,
+                fresh: 0,
+                free: VecDeque::new(),
+            })),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, UidState> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn take(&self) -> io::Result<UidLease> {
+        let mut st = self.lock();
+        let uid = if st.fresh < st.count {
+            st.fresh += 1;
+            st.base + st.fresh - 1
+        } else if let Some(uid) = st.free.pop_front() {
+            uid
+        } else {
+            return Err(io::Error::other(format!(
+                "all {} instance uids are in use",
+                st.count
+            )));
+        };
+        Ok(UidLease {
+            pool: self.clone(),
+            uid,
+        })
+    }
+
+    #[cfg(test)]
+    fn free(&self) -> usize {
+        let st = self.lock();
+        (st.count - st.fresh) as usize + st.free.len()
+    }
+}
+
+impl Drop for UidLease {
+    fn drop(&mut self) {
+        self.pool.lock().free.push_back(self.uid);
+    }
+}
+
+/// Where the program of an instance lives, from the path the engine gave.
+#[derive(Debug, PartialEq, Eq)]
+enum ProgramPlace {
+    /// In the function's code (`/var/user`): mounted anyway.
+    Code,
+    /// A host interpreter: its installation prefix is bound read-only at the same path.
+    Host(PathBuf),
+    /// A host interpreter already visible through the system paths.
+    System,
+}
+
+/// Decides how the program becomes visible inside the instance. `/opt` is the layers' mount point: a host
+/// interpreter installed under it is bound like any other, unless the function has layers, which would hide it.
+fn program_place(
+    program: &Path,
+    system: &[SystemPath],
+    has_layers: bool,
+) -> io::Result<ProgramPlace> {
+    if program.starts_with(CODE_PATH) {
+        return Ok(ProgramPlace::Code);
+    }
+    let Some(prefix) = install_prefix(program) else {
+        return Ok(ProgramPlace::System);
+    };
+    if system.iter().any(|p| covers(p, &prefix)) {
+        return Ok(ProgramPlace::System);
+    }
+    if has_layers && prefix.starts_with(LAYERS_PATH) {
+        return Err(io::Error::other(format!(
+            "the interpreter {} is installed under {LAYERS_PATH}, where the function's layers are mounted; \
+             install it elsewhere or configure another interpreter path",
+            program.display()
+        )));
+    }
+    Ok(ProgramPlace::Host(prefix))
 }
 
 impl SandboxLauncher {
@@ -33,8 +147,7 @@ impl SandboxLauncher {
         SandboxLauncher {
             forbidden,
             helper: Helper::default(),
-            uid_base: 200_000,
-            uid_count: 50_000,
+            uids: UidPool::new(UID_BASE, UID_COUNT),
             next: AtomicU32::new(0),
         }
     }
@@ -44,7 +157,7 @@ impl SandboxLauncher {
         sandbox::check_privileges()
     }
 
-    fn spec(&self, spec: &LaunchSpec) -> io::Result<InstanceSpec> {
+    fn spec(&self, spec: &LaunchSpec, uid: u32) -> io::Result<InstanceSpec> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let id = format!("i{}-{n}", std::process::id());
         let mut s = InstanceSpec::new(id, &spec.code_dir, &spec.program);
@@ -57,8 +170,8 @@ impl SandboxLauncher {
             .collect();
         s.env = spec.env.clone();
         s.memory_limit_bytes = spec.memory_limit_bytes;
-        s.uid = self.uid_base + n % self.uid_count;
-        s.gid = s.uid;
+        s.uid = uid;
+        s.gid = uid;
         s.extra_fds = spec.fds.len() as u32;
         if spec.runtime_api {
             s.runtime_listen = Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, RUNTIME_API_PORT));
@@ -68,13 +181,10 @@ impl SandboxLauncher {
             s.env
                 .push(("SCF_RUNTIME_API_PORT".into(), RUNTIME_API_PORT.to_string()));
         }
-        // An interpreter installed outside the system directories (a version manager's prefix, say) is offered
-        // read-only at the same path.
-        let inside_instance =
-            spec.program.starts_with("/var/user") || spec.program.starts_with("/opt");
-        if !inside_instance
-            && let Some(prefix) = install_prefix(&spec.program)
-            && !s.system.iter().any(|p| covers(p, &prefix))
+        // An interpreter installed outside the system directories (a version manager's prefix, `/opt/…`) is
+        // offered read-only at the same path.
+        if let ProgramPlace::Host(prefix) =
+            program_place(&spec.program, &s.system, !spec.layer_dirs.is_empty())?
         {
             s.system.push(SystemPath::Bind {
                 path: prefix,
@@ -116,7 +226,8 @@ impl Launcher for SandboxLauncher {
     }
 
     fn launch(&self, spec: LaunchSpec) -> io::Result<Launched> {
-        let instance = self.spec(&spec)?;
+        let uid = self.uids.take()?;
+        let instance = self.spec(&spec, uid.uid)?;
         let plan = Plan::build(&instance).map_err(|e| io::Error::other(e.to_string()))?;
         let mut fds = spec.fds;
         fds.sort_by_key(|(target, _)| *target);
@@ -137,6 +248,8 @@ impl Launcher for SandboxLauncher {
         let mut child = tokio::task::block_in_place(|| sandbox::spawn(&plan, io, &self.helper))
             .map_err(|e| io::Error::other(e.to_string()))?;
         let runtime_api = child.take_runtime_listener();
+        // The uid goes back to the pool only once every process of the instance is gone.
+        child.on_teardown(move || drop(uid));
         Ok(Launched {
             process: Box::new(Sandboxed {
                 child: Mutex::new(child),
@@ -144,6 +257,10 @@ impl Launcher for SandboxLauncher {
             }),
             runtime_api,
         })
+    }
+
+    fn flush_teardown(&self, timeout: Duration) -> bool {
+        sandbox::flush_teardown(timeout)
     }
 }
 
@@ -200,6 +317,144 @@ mod tests {
             install_prefix(Path::new("/opt/node/node")),
             Some(PathBuf::from("/opt/node"))
         );
+    }
+
+    fn launch_spec(code: &Path, program: &str, layers: Vec<PathBuf>) -> LaunchSpec {
+        let (_r, w) = crate::pipe::pipe().expect("pipe");
+        LaunchSpec {
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+            cwd: "/var/user".into(),
+            output: w,
+            fds: Vec::new(),
+            code_dir: code.to_path_buf(),
+            layer_dirs: layers,
+            memory_limit_bytes: 128 << 20,
+            runtime_api: false,
+        }
+    }
+
+    fn binds(s: &InstanceSpec) -> Vec<PathBuf> {
+        s.system
+            .iter()
+            .filter_map(|p| match p {
+                SystemPath::Bind { path, .. } => Some(path.clone()),
+                SystemPath::Symlink { .. } => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_host_interpreter_under_opt_is_bound_and_opt_stays_the_layers_mount() {
+        let code = tempfile::tempdir().expect("code");
+        let layer = tempfile::tempdir().expect("layer");
+        let l = SandboxLauncher::new(Vec::new());
+
+        let s = l
+            .spec(
+                &launch_spec(code.path(), "/opt/python3.11/bin/python3", Vec::new()),
+                UID_BASE,
+            )
+            .expect("spec");
+        assert!(
+            binds(&s).contains(&PathBuf::from("/opt/python3.11")),
+            "{:?}",
+            s.system
+        );
+
+        // The function's own program needs no bind; one from the system paths neither.
+        for program in ["/var/user/scf_bootstrap", "/usr/bin/python3"] {
+            let s = l
+                .spec(&launch_spec(code.path(), program, Vec::new()), UID_BASE)
+                .expect("spec");
+            assert_eq!(binds(&s), binds(&InstanceSpec::new("x", "/", "/bin/sh")));
+        }
+
+        // With layers, /opt is theirs: an interpreter there would be hidden, so the start is refused clearly.
+        let err = l
+            .spec(
+                &launch_spec(
+                    code.path(),
+                    "/opt/python3.11/bin/python3",
+                    vec![layer.path().to_path_buf()],
+                ),
+                UID_BASE,
+            )
+            .expect_err("hidden by the layers");
+        assert!(err.to_string().contains("layers are mounted"), "{err}");
+        let s = l
+            .spec(
+                &launch_spec(
+                    code.path(),
+                    "/root/.pyenv/versions/3.11.7/bin/python3.11",
+                    vec![layer.path().to_path_buf()],
+                ),
+                UID_BASE,
+            )
+            .expect("spec");
+        assert!(binds(&s).contains(&PathBuf::from("/root/.pyenv/versions/3.11.7")));
+        let plan = Plan::build(&s).expect("plan");
+        assert!(
+            plan.mounts.iter().any(|op| matches!(
+                op,
+                sandbox::MountOp::Bind { source, path, .. }
+                    if path == Path::new(LAYERS_PATH) && source == &s.layers[0]
+            )),
+            "the layer is mounted at /opt"
+        );
+    }
+
+    #[test]
+    fn program_places() {
+        let system = vec![SystemPath::Bind {
+            path: "/usr".into(),
+            kind: NodeKind::Dir,
+        }];
+        let place = |p: &str, layers| program_place(Path::new(p), &system, layers).ok();
+        assert_eq!(place("/var/user/bootstrap", true), Some(ProgramPlace::Code));
+        assert_eq!(place("/usr/bin/node", true), Some(ProgramPlace::System));
+        assert_eq!(
+            place("/opt/node/bin/node", false),
+            Some(ProgramPlace::Host("/opt/node".into()))
+        );
+        assert_eq!(place("/opt/node/bin/node", true), None);
+        assert_eq!(
+            place("/usr/local/lib/nodejs/node", true),
+            Some(ProgramPlace::System)
+        );
+    }
+
+    #[test]
+    fn a_uid_is_never_reused_while_its_instance_lives() {
+        let pool = UidPool::new(1000, 3);
+        let a = pool.take().expect("a");
+        let b = pool.take().expect("b");
+        let c = pool.take().expect("c");
+        let mut held = [a.uid, b.uid, c.uid];
+        held.sort_unstable();
+        assert_eq!(held, [1000, 1001, 1002]);
+        assert!(pool.take().is_err(), "all in use: refused, not shared");
+        let b_uid = b.uid;
+        drop(b);
+        let d = pool.take().expect("d");
+        assert_eq!(d.uid, b_uid, "a freed uid comes back");
+
+        // Far more launches than the range holds, while two instances stay alive all along.
+        let pool = UidPool::new(200_000, 100);
+        let long_lived = [pool.take().expect("x"), pool.take().expect("y")];
+        for _ in 0..250_000 {
+            let l = pool.take().expect("a uid");
+            assert!(
+                long_lived.iter().all(|h| h.uid != l.uid),
+                "uid {} reused",
+                l.uid
+            );
+            assert!((200_000..200_100).contains(&l.uid));
+        }
+        assert_eq!(pool.free(), 98);
+        drop(long_lived);
+        assert_eq!(pool.free(), 100);
     }
 
     #[test]

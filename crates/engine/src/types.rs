@@ -176,6 +176,9 @@ pub struct EngineConfig {
     pub python_flags: Vec<String>,
     /// Interpreter flags for Node.js (before `-e`).
     pub node_flags: Vec<String>,
+    /// A custom runtime's HTTP API: how long a posted body may take to arrive, and the slack beyond the
+    /// function's time limit (or init timeout) that a connection may stay without a complete request head.
+    pub runtime_api_timeout: Duration,
     pub runtimes: RuntimeConfig,
 }
 
@@ -195,6 +198,7 @@ impl Default for EngineConfig {
             max_log_retmsg_bytes: 1024,
             python_flags: vec!["-I".into(), "-S".into()],
             node_flags: vec![],
+            runtime_api_timeout: Duration::from_secs(10),
             runtimes: RuntimeConfig::default(),
         }
     }

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use prereq::require;
+
 use engine::{
     Engine, EngineConfig, FunctionSpec, InvokeOutcome, InvokeRequest, UnsandboxedLauncher,
 };

@@ -15,9 +15,7 @@ fn python_bootstrap(body: &str) -> String {
 
 #[tokio::test]
 async fn python_bootstrap_speaks_the_runtime_api() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let bootstrap = python_bootstrap(
         r#"
 print('bootstrap starting', flush=True)
@@ -73,14 +71,7 @@ while True:
 
 #[tokio::test]
 async fn shell_bootstrap_with_curl() {
-    if std::process::Command::new("curl")
-        .arg("--version")
-        .output()
-        .is_err()
-    {
-        eprintln!("skipped: no curl");
-        return;
-    }
+    require!(prereq::has_command("curl"), "curl");
     let bootstrap = r#"#!/bin/sh
 set -e
 api="http://$SCF_RUNTIME_API:$SCF_RUNTIME_API_PORT/runtime"

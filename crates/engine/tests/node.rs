@@ -7,10 +7,7 @@ use engine::status;
 
 #[tokio::test]
 async fn sync_async_and_callback_handlers() {
-    if !has_node() {
-        eprintln!("skipped: no node");
-        return;
-    }
+    require!(has_node(), "node");
     let dir = code(&[(
         "index.js",
         r#"
@@ -113,9 +110,7 @@ exports.env = (event, context) => ({ env: process.env, environment: context.envi
 
 #[tokio::test]
 async fn missing_handler_timeout_and_exit() {
-    if !has_node() {
-        return;
-    }
+    require!(has_node(), "node");
     let dir = code(&[(
         "index.js",
         "exports.hang = async () => new Promise(() => {});\nexports.exit = () => process.exit(5);\n",
@@ -163,9 +158,7 @@ async fn missing_handler_timeout_and_exit() {
 
 #[tokio::test]
 async fn esm_module_and_layer_node_modules() {
-    if !has_node() {
-        return;
-    }
+    require!(has_node(), "node");
     let dir = code(&[(
         "index.mjs",
         "import { createRequire } from 'module';\nconst require = createRequire(process.env.USER_CODE_ROOT);\nexport const main = async (event) => ({ esm: true, lib: require('greet').hi() });\n",
@@ -187,9 +180,7 @@ async fn esm_module_and_layer_node_modules() {
 
 #[tokio::test]
 async fn large_event_round_trip() {
-    if !has_node() {
-        return;
-    }
+    require!(has_node(), "node");
     let dir = code(&[(
         "index.js",
         "exports.main = (event) => ({ n: event.blob.length, blob: event.blob });\n",

@@ -19,9 +19,7 @@ fn pid_alive(pid: i64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn twenty_concurrent_invokes_use_several_instances() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(EngineConfig {
         max_per_function: 32,
@@ -65,9 +63,7 @@ async fn twenty_concurrent_invokes_use_several_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_the_limits_invokes_are_throttled_not_queued() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(EngineConfig {
         max_per_function: 2,
@@ -149,9 +145,7 @@ async fn beyond_the_limits_invokes_are_throttled_not_queued() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retire_drains_idle_and_busy_instances() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(config());
     let s = spec("ret", "Python3.9", "index.main", dir.path());
@@ -199,9 +193,7 @@ async fn retire_drains_idle_and_busy_instances() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idle_instances_are_reaped() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(EngineConfig {
         idle_ttl: Duration::from_millis(200),
@@ -219,9 +211,7 @@ async fn idle_instances_are_reaped() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cancelled_invocation_stops_its_instance() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(config());
     let s = spec("cancel", "Python3.9", "index.main", dir.path());
@@ -262,9 +252,7 @@ async fn unknown_runtime_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_least_recently_used_idle_instance_makes_room() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", PID_SLEEP)]);
     let e = engine(EngineConfig {
         max_instances: 2,

@@ -9,10 +9,7 @@ const ECHO: &str = "def main(event, context):\n    return event\n";
 
 #[tokio::test]
 async fn returns_its_event_and_reuses_the_instance() {
-    if !has_python() {
-        eprintln!("skipped: no python3");
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", ECHO)]);
     let e = engine(config());
     let s = spec("echo", "Python3.9", "index.main", dir.path());
@@ -57,9 +54,7 @@ async fn returns_its_event_and_reuses_the_instance() {
 
 #[tokio::test]
 async fn exception_is_430_with_type_message_and_stack() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "def helper():\n    raise ValueError('bad input')\n\ndef main(event, context):\n    print('before')\n    helper()\n",
@@ -92,9 +87,7 @@ async fn exception_is_430_with_type_message_and_stack() {
 
 #[tokio::test]
 async fn missing_handler_is_437() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", ECHO)]);
     let e = engine(config());
     for (key, handler) in [("nofile", "missing.main"), ("nofunc", "index.nope")] {
@@ -113,9 +106,7 @@ async fn missing_handler_is_437() {
 
 #[tokio::test]
 async fn import_error_is_430() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[("index.py", "import not_a_module_anywhere\n")]);
     let e = engine(config());
     let out = invoke(
@@ -129,9 +120,7 @@ async fn import_error_is_430() {
 
 #[tokio::test]
 async fn timeout_is_433_and_the_instance_is_recycled() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import time\ndef main(event, context):\n    if event.get('sleep'):\n        print('sleeping')\n        time.sleep(30)\n    return 'ok'\n",
@@ -156,9 +145,7 @@ async fn timeout_is_433_and_the_instance_is_recycled() {
 
 #[tokio::test]
 async fn process_exit_is_439() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import os, sys\ndef main(event, context):\n    os._exit(3)\ndef sysexit(event, context):\n    sys.exit(0)\ndef builtin_exit(event, context):\n    exit()\n",
@@ -179,9 +166,7 @@ async fn process_exit_is_439() {
 
 #[tokio::test]
 async fn memory_limit_is_434() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import time\ndef main(event, context):\n    x = bytearray(200 * 1024 * 1024)\n    for i in range(0, len(x), 4096):\n        x[i] = 1\n    time.sleep(1)\n    return len(x)\n",
@@ -195,9 +180,7 @@ async fn memory_limit_is_434() {
 
 #[tokio::test]
 async fn environment_and_context() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import os, json\ndef main(event, context):\n    return {'env': dict(os.environ), 'ctx': {k: v for k, v in context.items() if not callable(v)}, 'rid': context.request_id, 'left': context['getRemainingTimeInMillis']()}\n",
@@ -246,9 +229,7 @@ async fn environment_and_context() {
 
 #[tokio::test]
 async fn layer_module_is_importable() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import shared, nested\ndef main(event, context):\n    return [shared.WHO, nested.WHO]\n",
@@ -268,9 +249,7 @@ async fn layer_module_is_importable() {
 
 #[tokio::test]
 async fn handler_in_a_subdirectory_and_unicode_output() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "src/app.py",
         "def main(event, context):\n    print('héllo wörld')\n    return {'msg': 'ünïcode'}\n",
@@ -289,9 +268,7 @@ async fn handler_in_a_subdirectory_and_unicode_output() {
 
 #[tokio::test]
 async fn large_payloads_and_bounded_logs() {
-    if !has_python() {
-        return;
-    }
+    require!(has_python(), "python3");
     let dir = code(&[(
         "index.py",
         "import sys\ndef main(event, context):\n    if event.get('spam'):\n        for i in range(event['spam']):\n            print('x' * 99)\n        sys.stdout.write('no newline at the end')\n        return 'spammed'\n    return event\n",
@@ -331,4 +308,39 @@ async fn large_payloads_and_bounded_logs() {
         out.log
     );
     assert_eq!(out.log.matches(&"x".repeat(99)).count(), 1, "{}", out.log);
+}
+
+#[tokio::test]
+async fn a_result_over_the_frame_bound_is_a_430_and_stops_the_instance() {
+    require!(has_python(), "python3");
+    let dir = code(&[(
+        "index.py",
+        "def main(event, context):\n    return 'r' * event['n']\n",
+    )]);
+    let e = engine(config());
+    let mut s = spec("huge", "Python3.9", "index.main", dir.path());
+    s.memory_mb = 256;
+    // Just under the engine's bound: passed on (control turns anything over 6 MB into its own 430).
+    let n = engine::protocol::MAX_PAYLOAD - 2;
+    let out = invoke(&e, &s, &format!(r#"{{"n": {n}}}"#)).await;
+    assert_eq!(out.status_code, 200, "{:?}", out.result.as_ref().err());
+    assert_eq!(out.ret_msg().len(), n + 2);
+
+    // Over it: refused from the frame's header, before the payload is buffered; the stream is out of step, so the
+    // instance is stopped.
+    let n = 16 * 1024 * 1024;
+    let out = invoke(&e, &s, &format!(r#"{{"n": {n}}}"#)).await;
+    assert_eq!(out.status_code, status::USER_EXCEPTION);
+    let err = out.result.as_ref().expect_err("too large");
+    assert_eq!(
+        err.error_message,
+        format!(
+            "the function returned {} bytes; a synchronous invocation returns at most 6 MB",
+            n + 2
+        )
+    );
+    assert_eq!(e.idle_instances("huge"), 0);
+    let out = invoke(&e, &s, r#"{"n": 3}"#).await;
+    assert_eq!(out.status_code, 200);
+    assert!(out.cold_start, "a new instance");
 }

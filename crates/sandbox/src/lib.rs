@@ -11,6 +11,8 @@
 //! - [`spawn`] starts an instance from a multi-threaded program by re-executing a helper binary (the
 //!   `stratus` binary, which must call [`helper_main`] first thing when its first argument is
 //!   [`HELPER_ARG`]); [`Child`] kills, waits, reads the cgroup's memory and OOM counters and cleans up.
+//!   Dropping a [`Child`] kills the instance at once and leaves reaping and cgroup removal to one background
+//!   thread, so a drop never blocks an async runtime; [`flush_teardown`] waits for it at shutdown.
 //! - [`check_privileges`] tells whether this host can sandbox at all.
 //! - [`seccomp`] is the system call allow-list installed right before `execve`.
 //!
@@ -62,6 +64,7 @@ mod record;
 pub mod seccomp;
 mod spawn;
 mod sys;
+mod teardown;
 
 pub use apply::{FIRST_EXTRA_FD, Role, apply};
 pub use cgroup::{CgroupConfig, CgroupPlan, CgroupStep, CgroupVersion, DEFAULT_CGROUP_ROOT};
@@ -75,3 +78,4 @@ pub use privileges::{check_privileges, check_privileges_with};
 pub use record::{Call, RecordingSyscalls};
 pub use spawn::{Child, HELPER_ARG, Helper, SpawnIo, describe, helper_main, spawn};
 pub use sys::{Fork, RealSyscalls, Syscalls};
+pub use teardown::{flush as flush_teardown, pending as pending_teardowns};

@@ -20,6 +20,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::SandboxError;
@@ -28,6 +29,7 @@ use crate::cgroup::CgroupPlan;
 use crate::channel;
 use crate::plan::Plan;
 use crate::sys::RealSyscalls;
+use crate::teardown::{self, Hook, Remains};
 
 /// The hidden first argument that turns the `stratus` binary into the sandbox helper.
 pub const HELPER_ARG: &str = "__sandbox-exec";
@@ -200,6 +202,7 @@ pub fn spawn(plan: &Plan, io: SpawnIo, helper: &Helper) -> Result<Child, Sandbox
         cgroup: plan.cgroup.clone(),
         status: None,
         cleaned: false,
+        hooks: Hooks::default(),
         _lifeline: lifeline_write,
     };
     match reports {
@@ -299,8 +302,9 @@ fn read_reports(channel: &OwnedFd, timeout: Duration) -> Result<Reports, (Sandbo
     }
 }
 
-/// A running instance. Dropping it kills the instance and removes its cgroup (best effort); call
-/// [`Child::cleanup`] to see errors.
+/// A running instance. Dropping it kills the instance at once and leaves the rest (reaping the helper,
+/// removing the cgroup, the teardown hooks) to a background thread, so that a drop never blocks (see
+/// `teardown.rs` and [`crate::flush_teardown`]); call [`Child::cleanup`] to do it all here and see errors.
 #[derive(Debug)]
 pub struct Child {
     helper: std::process::Child,
@@ -312,8 +316,26 @@ pub struct Child {
     cgroup: CgroupPlan,
     status: Option<ExitStatus>,
     cleaned: bool,
+    hooks: Hooks,
     /// Closing it tells the helper to kill the instance.
     _lifeline: OwnedFd,
+}
+
+/// Code to run once the instance is completely gone ([`Child::on_teardown`]).
+#[derive(Default)]
+struct Hooks(Mutex<Vec<Hook>>);
+
+impl Hooks {
+    fn take(&self) -> Vec<Hook> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|h| h.len()).unwrap_or(0);
+        write!(f, "Hooks({n})")
+    }
 }
 
 impl Child {
@@ -441,7 +463,20 @@ impl Child {
         Ok(self.cgroup.oom_kills()? > 0)
     }
 
-    /// Kills the instance if it still runs, reaps it and removes its cgroup.
+    /// Runs `hook` once the instance is completely gone: its helper reaped and its cgroup removed, by
+    /// [`Child::cleanup`] or by the background teardown after a drop. A resource the instance must hold while
+    /// any of its processes may live (its uid, say) is released here. Never runs if the cgroup cannot be
+    /// removed (something of the instance may still live).
+    pub fn on_teardown(&mut self, hook: impl FnOnce() + Send + 'static) {
+        self.hooks
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(hook));
+    }
+
+    /// Kills the instance if it still runs, reaps it and removes its cgroup. Blocks (the wait, and up to 2 s
+    /// of retries while the last tasks leave the cgroup); dropping the child does the same in the background.
     pub fn cleanup(&mut self) -> Result<(), SandboxError> {
         if self.cleaned {
             return Ok(());
@@ -462,13 +497,27 @@ impl Child {
             }
         }
         self.cleaned = true;
+        for hook in self.hooks.take() {
+            hook();
+        }
         Ok(())
     }
 }
 
 impl Drop for Child {
+    /// Kills the instance (a signal: no waiting) and hands the rest of the teardown to the background thread.
     fn drop(&mut self) {
-        let _ = self.cleanup();
+        if self.cleaned {
+            return;
+        }
+        let _ = self.kill();
+        teardown::hand_over(Remains {
+            helper_pid: self.helper.id() as i32,
+            helper_pidfd: self.helper_pidfd.take(),
+            reaped: self.status.is_some(),
+            cgroup: self.cgroup.clone(),
+            hooks: self.hooks.take(),
+        });
     }
 }
 

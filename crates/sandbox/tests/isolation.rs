@@ -1,5 +1,5 @@
 //! Root-only tests that start real sandboxed instances and check, from inside, what they can see and do.
-//! Without root every test prints a loud SKIPPED line and passes.
+//! Without root each test fails under `CI` and otherwise prints a loud SKIPPED line (`prereq::require!`).
 
 use std::fs;
 use std::io::Read;
@@ -9,23 +9,11 @@ use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
+use prereq::{has_root, require};
 use sandbox::{Child, Helper, InstanceSpec, Plan, SpawnIo, spawn};
 
-fn have_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-macro_rules! require_root {
-    () => {
-        if !have_root() {
-            fn here() {}
-            let test = std::any::type_name_of_val(&here).trim_end_matches("::here");
-            eprintln!("SKIPPED (needs root): {test}: sandbox isolation is NOT tested");
-            return;
-        }
-    };
-}
+/// What every test here needs.
+const ROOT: &str = "root (sandbox isolation is not tested without it)";
 
 fn helper() -> Helper {
     Helper {
@@ -140,7 +128,7 @@ fn run(spec: &InstanceSpec) -> Output {
 
 #[test]
 fn runs_a_program_as_the_unprivileged_user() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let spec = f.spec(
         "id",
@@ -170,7 +158,7 @@ fn checks(out: &Output) -> std::collections::BTreeMap<String, String> {
 
 #[test]
 fn sees_its_code_read_only_layers_merged_and_a_private_writable_tmp() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let script = r#"
         echo code=$(cat /var/user/index.sh)
@@ -213,7 +201,7 @@ fn sees_its_code_read_only_layers_merged_and_a_private_writable_tmp() {
 
 #[test]
 fn cannot_see_the_data_dir_keys_or_other_functions_code() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     f.write("data/code-other/other-fn-7f3a.py", "OTHER FUNCTION\n");
     let data = f.path("data");
@@ -254,7 +242,7 @@ fn cannot_see_the_data_dir_keys_or_other_functions_code() {
 
 #[test]
 fn sees_only_its_own_processes() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let script = r#"
         sleep 5 &
@@ -286,7 +274,7 @@ fn sees_only_its_own_processes() {
 
 #[test]
 fn runs_unprivileged_with_no_new_privileges_and_no_capabilities() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     // A setuid-root copy of `id` inside the code: it must not make anyone root.
     let suid = f.path("data/code/suid-id");
@@ -339,7 +327,7 @@ fn python_spec(f: &Fixture, name: &str, script: &str, args: &[String]) -> Instan
 
 #[test]
 fn cannot_reach_the_host_loopback_or_any_network() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     // Stands for Stratus's own API (and the database): listening on the host's loopback.
     let host = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -378,7 +366,7 @@ fn cannot_reach_the_host_loopback_or_any_network() {
 
 #[test]
 fn the_runtime_listener_is_reachable_only_from_its_own_instance() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let listen = "127.0.0.1:9001".parse().expect("addr");
     // Instance A idles with its own runtime listener.
@@ -421,7 +409,7 @@ fn the_runtime_listener_is_reachable_only_from_its_own_instance() {
 
 #[test]
 fn extra_descriptors_arrive_at_3_and_4_and_nothing_else_leaks() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let (mut r3, w3) = pipe();
     let (r4, mut w4) = std::io::pipe().expect("pipe");
@@ -462,7 +450,7 @@ fn extra_descriptors_arrive_at_3_and_4_and_nothing_else_leaks() {
 
 #[test]
 fn memory_over_the_limit_is_oom_killed_and_reported() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let mut spec = python_spec(
         &f,
@@ -493,7 +481,7 @@ fn memory_over_the_limit_is_oom_killed_and_reported() {
 
 #[test]
 fn memory_usage_is_readable_while_it_runs() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let (mut child, out, err) = start(&python_spec(
         &f,
@@ -518,7 +506,7 @@ fn memory_usage_is_readable_while_it_runs() {
 
 #[test]
 fn a_fork_bomb_is_contained_and_killing_the_instance_ends_it() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let mut spec = f.spec("bomb", "bomb() { bomb | bomb & }; bomb; sleep 30");
     spec.max_processes = 64;
@@ -554,7 +542,7 @@ fn a_fork_bomb_is_contained_and_killing_the_instance_ends_it() {
 
 #[test]
 fn killing_the_instance_ends_its_whole_process_tree() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let (mut child, out, err) =
         start(&f.spec("tree", "(sleep 60 &); (sh -c 'sleep 61' &); sleep 62"));
@@ -583,7 +571,7 @@ fn killing_the_instance_ends_its_whole_process_tree() {
 
 #[test]
 fn a_failed_exec_is_reported_and_leaves_nothing_behind() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let mut spec = f.spec("noexec", "");
     spec.program = "/nonexistent/program".into();
@@ -600,7 +588,7 @@ fn a_failed_exec_is_reported_and_leaves_nothing_behind() {
 
 #[test]
 fn a_spec_exposing_a_forbidden_path_never_starts() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let mut spec = f.spec("forbidden", "true");
     spec.code_dir = f.root.clone();
@@ -612,7 +600,7 @@ fn a_spec_exposing_a_forbidden_path_never_starts() {
 
 #[test]
 fn this_host_can_sandbox_as_root_and_not_without() {
-    if have_root() {
+    if has_root() {
         sandbox::check_privileges().expect("root on this host can sandbox");
     } else {
         let why = sandbox::check_privileges().expect_err("an unprivileged user cannot sandbox");
@@ -622,7 +610,7 @@ fn this_host_can_sandbox_as_root_and_not_without() {
 
 #[test]
 fn starting_an_instance_is_cheap() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let spec = f.spec("speed", "true");
     let plan = Plan::build(&spec).expect("plan");
@@ -640,7 +628,7 @@ fn starting_an_instance_is_cheap() {
 
 #[test]
 fn namespaces_and_mounts_are_refused_while_threads_and_forks_work() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let script = r#"
         unshare -U true 2>/dev/null && echo userns=allowed || echo userns=refused
@@ -714,7 +702,7 @@ call("no_aslr", {personality}, 0x0040000)
 
 #[test]
 fn instances_die_with_the_server_even_when_it_is_killed() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let spec = f.spec("orphan", "sleep 1000");
     let plan = Plan::build(&spec).expect("plan");
@@ -756,7 +744,7 @@ fn instances_die_with_the_server_even_when_it_is_killed() {
 
 #[test]
 fn leftover_cgroups_are_removed_and_busy_ones_kept() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let mut spec = f.spec("leftover-busy", "sleep 30");
     spec.cgroup.parent = format!("stratus-it-{}", std::process::id());
@@ -780,7 +768,7 @@ fn leftover_cgroups_are_removed_and_busy_ones_kept() {
 
 #[test]
 fn python_runs_with_code_and_layers_on_its_path() {
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     f.write(
         "data/code/handler.py",
@@ -805,7 +793,7 @@ fn python_runs_with_code_and_layers_on_its_path() {
 fn a_child_can_be_shared_across_threads_and_awaited_through_its_exit_fd() {
     fn send_sync<T: Send + Sync>() {}
     send_sync::<Child>();
-    require_root!();
+    require!(has_root(), ROOT);
     let f = Fixture::new();
     let (mut child, out, err) = start(&f.spec("exitfd", "sleep 0.2; exit 7"));
     let fd = child.exit_fd().expect("pidfd");
@@ -832,4 +820,109 @@ fn a_child_can_be_shared_across_threads_and_awaited_through_its_exit_fd() {
         Some(7)
     );
     let _ = finish(child, out, err);
+}
+
+#[test]
+fn dropping_an_instance_never_blocks_and_its_cgroup_goes_in_the_background() {
+    require!(has_root(), ROOT);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let f = Fixture::new();
+    let (mut child, _out, _err) = start(&f.spec("teardown", "sleep 30"));
+    let helper = child.pid();
+    let dirs = child.cgroup().remove.clone();
+    // A nested cgroup keeps the instance's own from being removed until the test takes it away: a teardown that
+    // waits for the removal inside `drop` (up to 2 s of retries) would block the async thread that long.
+    let nested = dirs[0].join("held");
+    fs::create_dir(&nested).expect("a nested cgroup");
+    // Removed however the test ends, so that a failure leaves no cgroup behind.
+    struct Nested(PathBuf);
+    impl Drop for Nested {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir(&self.0);
+        }
+    }
+    let nested = Nested(nested);
+    let gone = Arc::new(AtomicBool::new(false));
+    let flag = gone.clone();
+    child.on_teardown(move || flag.store(true, Ordering::SeqCst));
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let took = rt.block_on(async move {
+        let ticks = tokio::spawn(async {
+            let mut n = 0u32;
+            for _ in 0..20 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                n += 1;
+            }
+            n
+        });
+        tokio::task::yield_now().await;
+        let t = Instant::now();
+        drop(child);
+        let took = t.elapsed();
+        // The runtime's only thread is free again: the ticker finishes on it.
+        assert_eq!(ticks.await.expect("ticker"), 20);
+        took
+    });
+    assert!(
+        took < Duration::from_millis(100),
+        "dropping the instance blocked for {took:?}"
+    );
+
+    // Killed at once and reaped in the background: no zombie is left.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ours = |pid: u32| {
+        fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+            after.split(' ').nth(1) == Some(&std::process::id().to_string())
+        })
+    };
+    while ours(helper) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!ours(helper), "the helper {helper} was not reaped");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(dirs[0].exists(), "held by the nested cgroup");
+    assert!(
+        !gone.load(Ordering::SeqCst),
+        "the hook runs only once it is gone"
+    );
+
+    fs::remove_dir(&nested.0).expect("remove the nested cgroup");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !(gone.load(Ordering::SeqCst) && dirs.iter().all(|d| !d.exists()))
+        && Instant::now() < deadline
+    {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for d in &dirs {
+        assert!(!d.exists(), "{} was not removed", d.display());
+    }
+    assert!(gone.load(Ordering::SeqCst), "the teardown hook ran");
+    assert!(sandbox::flush_teardown(Duration::from_secs(10)));
+}
+
+#[test]
+fn cleanup_runs_the_teardown_hooks_and_a_dropped_cleaned_child_does_nothing_more() {
+    require!(has_root(), ROOT);
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let f = Fixture::new();
+    let (mut child, _out, _err) = start(&f.spec("hooks", "exit 0"));
+    let runs = Arc::new(AtomicU32::new(0));
+    let r = runs.clone();
+    child.on_teardown(move || {
+        r.fetch_add(1, Ordering::SeqCst);
+    });
+    let dirs = child.cgroup().remove.clone();
+    child.cleanup().expect("cleanup");
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
+    assert!(dirs.iter().all(|d| !d.exists()));
+    drop(child);
+    assert!(sandbox::flush_teardown(Duration::from_secs(10)));
+    assert_eq!(runs.load(Ordering::SeqCst), 1);
 }

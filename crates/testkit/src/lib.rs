@@ -10,12 +10,17 @@
 //! Tests that must run on both backends use [`on_both_backends!`] (or [`on_both_backends_async!`]): the
 //! PostgreSQL variant runs when `STRATUS_TEST_DATABASE_URL` is set, is skipped loudly when it is not, and fails
 //! when `CI` is set and it is not.
+//!
+//! Other prerequisites (root, `python3`, `node`, `curl`) go through [`require!`] and the helpers of [`prereq`],
+//! re-exported here: a missing one fails the test under `CI` and is skipped loudly otherwise.
 
 mod backend;
 mod client;
 mod server;
 mod wait;
 pub mod zips;
+
+pub use prereq::{self, require};
 
 pub use backend::{Backend, TestDatabase, block_on, fresh_database_url};
 pub use client::{ApiError, Client, RawResponse, Request};
