@@ -152,6 +152,15 @@ impl SandboxLauncher {
         }
     }
 
+    /// Removes the empty instance cgroups a server that died left behind (`serve` calls it before it starts
+    /// instances; cgroups still holding processes are left alone). Returns how many were removed.
+    pub fn remove_leftover_cgroups() -> Result<usize, String> {
+        sandbox::CgroupConfig::detect()
+            .remove_leftovers_where(orphaned_instance)
+            .map(|(removed, _)| removed)
+            .map_err(|e| e.to_string())
+    }
+
     /// Whether this host can sandbox (root or enough capabilities, namespaces, writable cgroups).
     pub fn check() -> Result<(), String> {
         sandbox::check_privileges()
@@ -194,6 +203,15 @@ impl SandboxLauncher {
         s.canonicalized()
             .map_err(|e| io::Error::other(e.to_string()))
     }
+}
+
+/// Whether an instance cgroup's name (`i<server pid>-<n>`, see `SandboxLauncher::spec`) belongs to a server that
+/// is gone; names of another form are not ours to remove.
+fn orphaned_instance(name: &str) -> bool {
+    name.strip_prefix('i')
+        .and_then(|rest| rest.split_once('-'))
+        .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
 }
 
 /// `/x/y/bin/python3.11` → `/x/y`.
@@ -305,6 +323,20 @@ impl InstanceProcess for Sandboxed {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn only_cgroups_of_dead_servers_are_orphaned() {
+        let me = std::process::id();
+        assert!(
+            !orphaned_instance(&format!("i{me}-3")),
+            "this server is alive"
+        );
+        // A pid above the kernel's limit (pid_max is at most 2^22) was never a live process.
+        assert!(orphaned_instance("i4999999-0"));
+        assert!(!orphaned_instance("other"));
+        assert!(!orphaned_instance("i-1"));
+        assert!(!orphaned_instance("ix-1"));
+    }
+
     use super::*;
 
     #[test]

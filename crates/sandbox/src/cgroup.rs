@@ -70,6 +70,15 @@ impl CgroupConfig {
     /// (they may belong to another server using the same parent); returns how many were removed and how
     /// many are still in use.
     pub fn remove_leftovers(&self) -> Result<(usize, usize), SandboxError> {
+        self.remove_leftovers_where(|_| true)
+    }
+
+    /// [`CgroupConfig::remove_leftovers`] for the cgroups whose name `orphaned` accepts only (the caller knows
+    /// which names belong to a server still alive, whose empty cgroup may be about to receive its instance).
+    pub fn remove_leftovers_where(
+        &self,
+        orphaned: impl Fn(&str) -> bool,
+    ) -> Result<(usize, usize), SandboxError> {
         let (mut removed, mut busy) = (0, 0);
         for parent in self.parent_dirs() {
             let entries = match fs::read_dir(&parent) {
@@ -83,7 +92,9 @@ impl CgroupConfig {
                 }
             };
             for entry in entries.flatten() {
-                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                if !entry.file_type().is_ok_and(|t| t.is_dir())
+                    || !orphaned(&entry.file_name().to_string_lossy())
+                {
                     continue;
                 }
                 let procs =

@@ -259,6 +259,14 @@ fn execution(
         })?;
         let data_dir = std::fs::canonicalize(data_dir)
             .with_context(|| format!("resolving {}", data_dir.display()))?;
+        match engine::SandboxLauncher::remove_leftover_cgroups() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                removed = n,
+                "removed instance cgroups a previous server left behind"
+            ),
+            Err(e) => tracing::warn!(error = %e, "could not look for leftover instance cgroups"),
+        }
         std::sync::Arc::new(engine::SandboxLauncher::new(vec![data_dir]))
     };
     // Concurrency: calls beyond these limits are refused at once (432), never queued. Sleeping or waiting calls
