@@ -13,6 +13,7 @@ mod invocations;
 mod layers;
 mod ops;
 mod schema;
+mod triggers;
 pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
@@ -23,6 +24,7 @@ pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
+pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {

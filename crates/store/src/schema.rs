@@ -157,6 +157,39 @@ CREATE INDEX operations_pending ON operations (created_ms) WHERE state = 'pendin
 DROP INDEX operations_due;
 "#;
 
+/// Triggers (timers today). The foreign keys cascade: removing a function record (the whole function, or the
+/// version a trigger is bound to) or the alias a trigger is bound to removes the trigger in the same transaction.
+/// The partial index serves the scheduler's read of the open triggers of a type.
+///
+/// Version 8 although 6 and 7 may be missing: migrations are applied by version, each checked on its own, so the
+/// numbers need not be contiguous.
+const V8: &str = r#"
+CREATE TABLE triggers (
+    id TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    trigger_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    function_row TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+    alias TEXT,
+    trigger_desc TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    custom_argument TEXT NOT NULL,
+    description TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    rev BIGINT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    UNIQUE (app_id, namespace, function_name, trigger_type, name),
+    FOREIGN KEY (app_id, namespace, function_name, alias)
+        REFERENCES aliases (app_id, namespace, function_name, name) ON DELETE CASCADE
+);
+CREATE INDEX triggers_by_row ON triggers (function_row);
+CREATE INDEX triggers_open ON triggers (trigger_type) WHERE enabled = 1;
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -187,5 +220,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "pending operations in creation order",
         sqlite: V5,
         postgres: V5,
+    },
+    Migration {
+        version: 8,
+        name: "triggers",
+        sqlite: V8,
+        postgres: V8,
     },
 ];
