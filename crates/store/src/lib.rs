@@ -24,6 +24,7 @@ pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
+pub use schema::migration_versions;
 pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 
 /// Milliseconds since the Unix epoch.

@@ -228,3 +228,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         postgres: V8,
     },
 ];
+
+/// The version of every migration, in the order they are applied (the numbers need not be contiguous).
+pub fn migration_versions() -> impl Iterator<Item = i64> {
+    MIGRATIONS.iter().map(|m| m.version)
+}
