@@ -263,7 +263,7 @@ mod tests {
     fn unknown_and_unsupported_actions() {
         assert_eq!(unsupported("Frobnicate").code, "InvalidAction");
         assert_eq!(
-            unsupported("CreateCustomDomain").code,
+            unsupported("GetProvisionedConcurrencyConfig").code,
             "UnsupportedOperation"
         );
     }
