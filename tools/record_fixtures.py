@@ -95,6 +95,17 @@ def main():
     call("GetAlias", {"FunctionName": "hello", "Name": "prod"})
     call("UpdateAlias", {"FunctionName": "hello", "Name": "prod", "FunctionVersion": "2"})
     call("ListAliases", {"FunctionName": "hello"})
+    call("CreateTrigger", {"FunctionName": "hello", "TriggerName": "every-5-minutes", "Type": "timer",
+                           "TriggerDesc": "0 */5 * * * * *", "Qualifier": "prod", "CustomArgument": "tick",
+                           "Description": "five minutes"})
+    call("UpdateTrigger", {"FunctionName": "hello", "TriggerName": "every-5-minutes", "Type": "timer",
+                           "TriggerDesc": "*/10 * * * *", "Description": "ten minutes"})
+    call("UpdateTriggerStatus", {"FunctionName": "hello", "TriggerName": "every-5-minutes", "Type": "timer",
+                                 "Enable": "CLOSE"})
+    call("ListTriggers", {"FunctionName": "hello", "Filters": [{"Name": "Qualifier", "Values": ["prod"]}],
+                          "OrderBy": "add_time", "Order": "ASC", "Limit": 10})
+    call("DeleteTrigger", {"FunctionName": "hello", "TriggerName": "every-5-minutes", "Type": "timer",
+                           "Qualifier": "prod"})
     call("DeleteAlias", {"FunctionName": "hello", "Name": "prod"})
     call("DeleteFunctionVersion", {"FunctionName": "hello", "Qualifier": "1"})
     call("GetFunctionAddress", {"FunctionName": "hello"})

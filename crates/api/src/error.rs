@@ -45,6 +45,11 @@ impl From<ControlError> for ApiError {
             ControlError::FunctionExists(_) => "ResourceInUse.Function".into(),
             ControlError::NamespaceExists(_) => "ResourceInUse.Namespace".into(),
             ControlError::AliasExists(_) => "ResourceInUse.Alias".into(),
+            ControlError::TriggerNotFound(_) => "ResourceNotFound.Trigger".into(),
+            ControlError::TriggerExists { .. } => "ResourceInUse.Trigger".into(),
+            ControlError::TriggerRejected { .. } => "FailedOperation.CreateTrigger".into(),
+            ControlError::TriggerUnchanged(_) => "FailedOperation.UpdateTriggerStatus".into(),
+            ControlError::UnsupportedTrigger(_) => "UnsupportedOperation.Trigger".into(),
             ControlError::Rejected(Rejection::Transitional { .. }) => {
                 "FailedOperation.FunctionStatusError".into()
             }

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use control::{FunctionRow, LayerRow};
+use control::{FunctionRow, LayerRow, TriggerRow};
 use model::time::format_ms;
 use model::{
     Alias, EnvVar, Environment, FunctionConfig, RoutingConfig, StatusReason, VersionMatch,
@@ -273,5 +273,44 @@ pub(crate) fn alias_out(a: &Alias) -> wire::Alias {
         description: Some(a.description.clone()),
         add_time: Some(format_ms(a.add_ms)),
         mod_time: Some(format_ms(a.mod_ms)),
+    }
+}
+
+/// A trigger as CreateTrigger and GetFunction show it (`Enable` 1 or 0, SCF's times).
+pub(crate) fn trigger_out(t: &TriggerRow) -> wire::Trigger {
+    wire::Trigger {
+        mod_time: Some(format_ms(t.mod_ms)),
+        r#type: Some(t.trigger_type.clone()),
+        trigger_desc: Some(t.desc.clone()),
+        trigger_name: Some(t.name.clone()),
+        add_time: Some(format_ms(t.add_ms)),
+        enable: Some(i64::from(t.enabled)),
+        custom_argument: Some(t.custom_argument.clone()),
+        available_status: Some("Available".into()),
+        resource_id: Some(t.resource_id.clone()),
+        bind_status: Some("on".into()),
+        trigger_attribute: Some("single".into()),
+        qualifier: Some(t.qualifier.clone()),
+        description: Some(t.description.clone()),
+    }
+}
+
+/// A trigger as ListTriggers shows it.
+pub(crate) fn trigger_info(t: &TriggerRow) -> wire::TriggerInfo {
+    wire::TriggerInfo {
+        enable: Some(u64::from(t.enabled)),
+        qualifier: Some(t.qualifier.clone()),
+        trigger_name: Some(t.name.clone()),
+        r#type: Some(t.trigger_type.clone()),
+        trigger_desc: Some(t.desc.clone()),
+        available_status: Some("Available".into()),
+        custom_argument: Some(t.custom_argument.clone()),
+        add_time: Some(format_ms(t.add_ms)),
+        mod_time: Some(format_ms(t.mod_ms)),
+        resource_id: Some(t.resource_id.clone()),
+        bind_status: Some("on".into()),
+        trigger_attribute: Some("single".into()),
+        description: Some(t.description.clone()),
+        bound_resources: None,
     }
 }

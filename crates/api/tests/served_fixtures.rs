@@ -61,11 +61,13 @@ served! {
         CreateAlias => (CreateAliasRequest, CreateAliasResponse),
         CreateFunction => (CreateFunctionRequest, CreateFunctionResponse),
         CreateNamespace => (CreateNamespaceRequest, CreateNamespaceResponse),
+        CreateTrigger => (CreateTriggerRequest, CreateTriggerResponse),
         DeleteAlias => (DeleteAliasRequest, DeleteAliasResponse),
         DeleteFunction => (DeleteFunctionRequest, DeleteFunctionResponse),
         DeleteFunctionVersion => (DeleteFunctionVersionRequest, DeleteFunctionVersionResponse),
         DeleteLayerVersion => (DeleteLayerVersionRequest, DeleteLayerVersionResponse),
         DeleteNamespace => (DeleteNamespaceRequest, DeleteNamespaceResponse),
+        DeleteTrigger => (DeleteTriggerRequest, DeleteTriggerResponse),
         GetAccount => (GetAccountRequest, GetAccountResponse),
         GetAlias => (GetAliasRequest, GetAliasResponse),
         GetFunction => (GetFunctionRequest, GetFunctionResponse),
@@ -80,6 +82,7 @@ served! {
         ListLayerVersions => (ListLayerVersionsRequest, ListLayerVersionsResponse),
         ListLayers => (ListLayersRequest, ListLayersResponse),
         ListNamespaces => (ListNamespacesRequest, ListNamespacesResponse),
+        ListTriggers => (ListTriggersRequest, ListTriggersResponse),
         ListVersionByFunction => (ListVersionByFunctionRequest, ListVersionByFunctionResponse),
         PublishLayerVersion => (PublishLayerVersionRequest, PublishLayerVersionResponse),
         PublishVersion => (PublishVersionRequest, PublishVersionResponse),
@@ -87,6 +90,8 @@ served! {
         UpdateFunctionCode => (UpdateFunctionCodeRequest, UpdateFunctionCodeResponse),
         UpdateFunctionConfiguration => (UpdateFunctionConfigurationRequest, UpdateFunctionConfigurationResponse),
         UpdateNamespace => (UpdateNamespaceRequest, UpdateNamespaceResponse),
+        UpdateTrigger => (UpdateTriggerRequest, UpdateTriggerResponse),
+        UpdateTriggerStatus => (UpdateTriggerStatusRequest, UpdateTriggerStatusResponse),
 }
 
 #[test]

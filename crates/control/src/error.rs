@@ -28,6 +28,27 @@ pub enum ControlError {
     NamespaceExists(String),
     #[error("alias {0} already exists")]
     AliasExists(String),
+    #[error("{0}")]
+    TriggerNotFound(String),
+    #[error("function {function} already has a {trigger_type} trigger named {name}")]
+    TriggerExists {
+        function: String,
+        trigger_type: String,
+        name: String,
+    },
+    /// A trigger write refused in the function's status (SCF: `FailedOperation.CreateTrigger` for every trigger
+    /// action).
+    #[error("Function status {status} is not allowed to do {action}.")]
+    TriggerRejected {
+        status: model::FunctionStatus,
+        action: &'static str,
+    },
+    /// UpdateTriggerStatus to the state the trigger is already in.
+    #[error("{0}")]
+    TriggerUnchanged(String),
+    /// A trigger type Stratus does not serve (`UnsupportedOperation.Trigger`).
+    #[error("{0}")]
+    UnsupportedTrigger(String),
     /// The call is not accepted in the record's status.
     #[error("{}", .0.message())]
     Rejected(Rejection),

@@ -10,6 +10,7 @@ mod invoke;
 mod layers;
 mod prepare;
 mod records;
+pub mod triggers;
 pub mod worker;
 
 use std::sync::Arc;
@@ -29,6 +30,8 @@ pub use prepare::PrepareLimits;
 pub use records::{DURATION_BUCKETS_MS, Metrics};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 pub use store::{InvocationOrder, InvocationQuery, InvocationRecord};
+pub use store::{TriggerOrder, TriggerQuery, TriggerRow};
+pub use triggers::{NewTrigger, OpenTimer, TriggerAddress, TriggerChange};
 
 type KeyCache =
     std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String, Caller)>>;

@@ -7,6 +7,8 @@ pub struct Limits {
     pub functions_per_namespace: i64,
     pub versions_per_function: i64,
     pub aliases_per_function: i64,
+    /// Most triggers of one type on one function (`LimitExceeded.Trigger`).
+    pub triggers_per_type: i64,
     pub layers_per_function: usize,
     pub layer_versions_per_layer: i64,
     pub concurrent_executions: i64,
@@ -33,6 +35,7 @@ impl Default for Limits {
             functions_per_namespace: 1000,
             versions_per_function: 1000,
             aliases_per_function: 10,
+            triggers_per_type: 10,
             layers_per_function: 5,
             layer_versions_per_layer: 200,
             concurrent_executions: 128,

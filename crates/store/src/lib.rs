@@ -13,6 +13,7 @@ mod invocations;
 mod layers;
 mod ops;
 mod schema;
+mod triggers;
 pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
@@ -23,6 +24,8 @@ pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
+pub use schema::migration_versions;
+pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 
 /// The database's clock in milliseconds since the Unix epoch (PostgreSQL), so that every node of a cluster
 /// stamps and ages the shared blobs by the same clock.

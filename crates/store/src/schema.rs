@@ -164,6 +164,36 @@ const V6: &str = r#"
 ALTER TABLE operations ADD COLUMN failures BIGINT NOT NULL DEFAULT 0;
 "#;
 
+/// Triggers (timers today). The foreign keys cascade: removing a function record (the whole function, or the
+/// version a trigger is bound to) or the alias a trigger is bound to removes the trigger in the same transaction.
+/// The partial index serves the scheduler's read of the open triggers of a type.
+const V7: &str = r#"
+CREATE TABLE triggers (
+    id TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    trigger_type TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    function_row TEXT NOT NULL REFERENCES functions (id) ON DELETE CASCADE,
+    alias TEXT,
+    trigger_desc TEXT NOT NULL,
+    enabled BIGINT NOT NULL,
+    custom_argument TEXT NOT NULL,
+    description TEXT NOT NULL,
+    resource_id TEXT NOT NULL,
+    rev BIGINT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    UNIQUE (app_id, namespace, function_name, trigger_type, name),
+    FOREIGN KEY (app_id, namespace, function_name, alias)
+        REFERENCES aliases (app_id, namespace, function_name, name) ON DELETE CASCADE
+);
+CREATE INDEX triggers_by_row ON triggers (function_row);
+CREATE INDEX triggers_open ON triggers (trigger_type) WHERE enabled = 1;
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -201,4 +231,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         sqlite: V6,
         postgres: V6,
     },
+    Migration {
+        version: 7,
+        name: "triggers",
+        sqlite: V7,
+        postgres: V7,
+    },
 ];
+
+/// The version of every migration, in the order they are applied (the numbers need not be contiguous).
+pub fn migration_versions() -> impl Iterator<Item = i64> {
+    MIGRATIONS.iter().map(|m| m.version)
+}

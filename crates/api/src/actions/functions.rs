@@ -146,11 +146,17 @@ pub(crate) async fn get(cx: &Cx, r: wire::GetFunctionRequest) -> R<wire::GetFunc
     let q = r.qualifier.filter(|q| !q.is_empty());
     let view = ctl.get_function(caller, &ns, &name, q.as_deref()).await?;
     let layers = bound_layers(cx, &view.row).await;
-    Ok(views::function_response(
-        &view.row,
-        view.available_status,
-        layers,
-    ))
+    let triggers = ctl
+        .function_triggers(
+            caller,
+            &ns,
+            &name,
+            q.as_deref().unwrap_or(Qualifier::LATEST),
+        )
+        .await?;
+    let mut resp = views::function_response(&view.row, view.available_status, layers);
+    resp.triggers = Some(triggers.iter().map(views::trigger_out).collect());
+    Ok(resp)
 }
 
 pub(crate) async fn list(cx: &Cx, r: wire::ListFunctionsRequest) -> R<wire::ListFunctionsResponse> {
@@ -471,7 +477,7 @@ pub(crate) async fn get_account(
                     .iter()
                     .map(|(ns, _)| wire::NamespaceLimit {
                         functions_count: Some(limits.functions_per_namespace),
-                        trigger: Some(wire::TriggerCount::default()),
+                        trigger: Some(trigger_limits(limits.triggers_per_type)),
                         namespace: Some(ns.clone()),
                         concurrent_executions: Some(limits.concurrent_executions),
                         timeout_limit: Some(limits.timeout_max),
@@ -486,6 +492,24 @@ pub(crate) async fn get_account(
         }),
         request_id: None,
     })
+}
+
+/// Triggers per type and per function: the same limit for every type SCF counts, and their sum.
+fn trigger_limits(per_type: i64) -> wire::TriggerCount {
+    wire::TriggerCount {
+        cos: Some(per_type),
+        timer: Some(per_type),
+        cmq: Some(per_type),
+        total: Some(per_type * 11),
+        ckafka: Some(per_type),
+        apigw: Some(per_type),
+        cls: Some(per_type),
+        clb: Some(per_type),
+        mps: Some(per_type),
+        cm: Some(per_type),
+        vod: Some(per_type),
+        eb: Some(per_type),
+    }
 }
 
 pub(crate) async fn get_address(

@@ -6,6 +6,7 @@ mod invoke;
 mod layers;
 mod logs;
 mod namespaces;
+mod triggers;
 
 use base64::Engine;
 use control::{Caller, Control};
@@ -120,11 +121,13 @@ pub const SERVED: &[&str] = &[
     "CreateAlias",
     "CreateFunction",
     "CreateNamespace",
+    "CreateTrigger",
     "DeleteAlias",
     "DeleteFunction",
     "DeleteFunctionVersion",
     "DeleteLayerVersion",
     "DeleteNamespace",
+    "DeleteTrigger",
     "GetAccount",
     "GetAlias",
     "GetFunction",
@@ -139,6 +142,7 @@ pub const SERVED: &[&str] = &[
     "ListLayerVersions",
     "ListLayers",
     "ListNamespaces",
+    "ListTriggers",
     "ListVersionByFunction",
     "PublishLayerVersion",
     "PublishVersion",
@@ -146,6 +150,8 @@ pub const SERVED: &[&str] = &[
     "UpdateFunctionCode",
     "UpdateFunctionConfiguration",
     "UpdateNamespace",
+    "UpdateTrigger",
+    "UpdateTriggerStatus",
 ];
 
 /// What a handler knows about its request besides the body.
@@ -221,6 +227,11 @@ pub(crate) async fn dispatch(
         ListLayers => layers::list,
         ListLayerVersions => layers::list_versions,
         DeleteLayerVersion => layers::delete,
+        CreateTrigger => triggers::create,
+        UpdateTrigger => triggers::update,
+        UpdateTriggerStatus => triggers::update_status,
+        DeleteTrigger => triggers::delete,
+        ListTriggers => triggers::list,
     )
 }
 
@@ -251,6 +262,9 @@ mod tests {
     #[test]
     fn unknown_and_unsupported_actions() {
         assert_eq!(unsupported("Frobnicate").code, "InvalidAction");
-        assert_eq!(unsupported("CreateTrigger").code, "UnsupportedOperation");
+        assert_eq!(
+            unsupported("GetProvisionedConcurrencyConfig").code,
+            "UnsupportedOperation"
+        );
     }
 }

@@ -186,7 +186,7 @@ fn protocol_errors(b: Backend) {
     assert_eq!(code_of(r), "MissingParameter");
     let r = c.request("Frobnicate", &get).call();
     assert_eq!(code_of(r), "InvalidAction");
-    let r = c.request("CreateTrigger", &get).call();
+    let r = c.request("GetProvisionedConcurrencyConfig", &get).call();
     assert_eq!(code_of(r), "UnsupportedOperation");
     let r = c
         .request("GetFunction", &get)

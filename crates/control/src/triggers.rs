@@ -1,0 +1,736 @@
+//! Triggers: CreateTrigger, UpdateTrigger, UpdateTriggerStatus, DeleteTrigger, ListTriggers, GetFunction's list,
+//! and what a scheduler reads (the open timers with their parsed schedule).
+//!
+//! Stratus serves `timer` triggers. A timer's `TriggerDesc` is SCF's cron (seven fields on create; the legacy five
+//! also on update), given as the bare expression or as `{"cron":"…"}`, and stored and shown as SCF shows it,
+//! `{"cron":"…"}`. A trigger is bound to a qualifier of its function (`$LATEST` by default, a version or an alias,
+//! `$DEFAULT` included) that must exist; it goes away with its function, its version or its alias.
+
+use model::{FunctionKey, FunctionStatus, InvalidValue, Qualifier, validate};
+use schedule::{Forms, Schedule};
+use store::{StoreError, TriggerQuery, TriggerRow};
+
+use crate::{Caller, Control, ControlError, Result, new_id};
+
+/// The one trigger type Stratus fires today.
+pub const TIMER: &str = "timer";
+
+/// Longest `CustomArgument`, in bytes (SCF: 4 KB).
+pub const CUSTOM_ARGUMENT_BYTES_MAX: usize = 4096;
+
+/// Longest trigger name (the API definition's CreateTrigger: 100 characters).
+pub const TRIGGER_NAME_CHARS_MAX: usize = 100;
+
+/// How many times a write is retried when the function's record moved on between read and write.
+const RETRIES: usize = 5;
+
+/// A CreateTrigger request, decoded.
+#[derive(Debug, Clone, Default)]
+pub struct NewTrigger {
+    pub name: String,
+    pub trigger_type: String,
+    pub desc: Option<String>,
+    /// `$LATEST` when absent.
+    pub qualifier: Option<String>,
+    /// `OPEN` (the default) or `CLOSE`.
+    pub enable: Option<String>,
+    pub custom_argument: Option<String>,
+    pub description: Option<String>,
+    /// The region the request was addressed to, for the trigger's `ResourceId`.
+    pub region: String,
+}
+
+/// Which trigger an UpdateTrigger, UpdateTriggerStatus or DeleteTrigger addresses. A qualifier, when given, must be
+/// the one the trigger is bound to; when absent any binding matches (names are unique per function and type).
+#[derive(Debug, Clone, Default)]
+pub struct TriggerAddress {
+    pub name: String,
+    pub trigger_type: String,
+    pub qualifier: Option<String>,
+}
+
+/// An UpdateTrigger request, decoded: each field absent keeps its value.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerChange {
+    pub enable: Option<String>,
+    pub desc: Option<String>,
+    pub custom_argument: Option<String>,
+    pub description: Option<String>,
+}
+
+/// An open timer and its schedule, as a scheduler needs it.
+#[derive(Debug, Clone)]
+pub struct OpenTimer {
+    pub trigger: TriggerRow,
+    pub schedule: Schedule,
+}
+
+/// The trigger actions, as far as the function's status is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerAction {
+    Create,
+    Update,
+    UpdateStatus,
+    Delete,
+}
+
+impl TriggerAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TriggerAction::Create => "CreateTrigger",
+            TriggerAction::Update => "UpdateTrigger",
+            TriggerAction::UpdateStatus => "UpdateTriggerStatus",
+            TriggerAction::Delete => "DeleteTrigger",
+        }
+    }
+}
+
+/// May a trigger action run while the function's `$LATEST` is in `status`? Creating, changing and switching a
+/// trigger need a function that runs (Active, or UpdateFailed, which still serves its previous code); removing one
+/// is refused only while an operation is changing the function. SCF answers `FailedOperation.CreateTrigger` for
+/// every refusal.
+pub fn check_trigger_action(status: FunctionStatus, action: TriggerAction) -> Result<()> {
+    use FunctionStatus as S;
+    let allowed = match action {
+        TriggerAction::Create | TriggerAction::Update | TriggerAction::UpdateStatus => {
+            matches!(status, S::Active | S::UpdateFailed)
+        }
+        TriggerAction::Delete => !status.is_transitional(),
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(ControlError::TriggerRejected {
+            status,
+            action: action.as_str(),
+        })
+    }
+}
+
+/// Trigger types of SCF that need a Tencent Cloud service Stratus does not have, with the service; `http` waits
+/// for the HTTP listener.
+fn unserved_type(t: &str) -> Option<String> {
+    let service = match t {
+        "http" => {
+            return Some(
+                "http triggers (function URLs) come with Stratus's HTTP listener, which this version does not have yet."
+                    .into(),
+            );
+        }
+        "cos" => "Cloud Object Storage (COS)",
+        "cls" => "Cloud Log Service (CLS)",
+        "ckafka" => "Cloud Kafka (CKafka)",
+        "cmq" => "Cloud Message Queue (CMQ)",
+        "apigw" => "API Gateway",
+        "clb" => "Cloud Load Balancer (CLB)",
+        "mps" => "Media Processing Service (MPS)",
+        "cm" => "Cloud Monitor",
+        "vod" => "Video on Demand (VOD)",
+        "eb" => "EventBridge",
+        _ => return None,
+    };
+    Some(format!(
+        "{t} triggers need Tencent Cloud's {service}, which Stratus does not have; only timer triggers are served."
+    ))
+}
+
+/// Checks a trigger type: `timer`; a type of SCF Stratus does not serve is `UnsupportedOperation.Trigger`; anything
+/// else `InvalidParameterValue.Type`.
+fn served_type(t: &str) -> Result<()> {
+    if t == TIMER {
+        return Ok(());
+    }
+    if let Some(why) = unserved_type(t) {
+        return Err(ControlError::UnsupportedTrigger(why));
+    }
+    Err(unknown_type(t))
+}
+
+fn unknown_type(t: &str) -> ControlError {
+    InvalidValue::new(
+        "Type",
+        format!(
+            "Type `{t}` is not a trigger type: SCF's are timer, http, cos, cls, ckafka, cmq, apigw, clb, mps, cm, vod \
+             and eb (Stratus serves timer)."
+        ),
+    )
+    .into()
+}
+
+/// A type that names an existing trigger may be any of SCF's (there are only timers, so others are not found).
+fn known_type(t: &str) -> Result<()> {
+    if t == TIMER || unserved_type(t).is_some() {
+        Ok(())
+    } else {
+        Err(unknown_type(t))
+    }
+}
+
+/// 1–100 characters: letters, digits, `-` and `_`, starting with a letter.
+pub fn trigger_name(name: &str) -> Result<()> {
+    let ok = (1..=TRIGGER_NAME_CHARS_MAX).contains(&name.len())
+        && name.as_bytes()[0].is_ascii_alphabetic()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "TriggerName",
+            format!(
+                "TriggerName `{name}` is invalid: 1-{TRIGGER_NAME_CHARS_MAX} letters, digits, `-` or `_`, starting \
+                 with a letter."
+            ),
+        )
+        .into())
+    }
+}
+
+/// `OPEN` → true, `CLOSE` → false.
+pub fn enable(v: &str) -> Result<bool> {
+    match v {
+        "OPEN" => Ok(true),
+        "CLOSE" => Ok(false),
+        other => Err(InvalidValue::new(
+            "Enable",
+            format!("Enable must be OPEN or CLOSE, not `{other}`."),
+        )
+        .into()),
+    }
+}
+
+fn custom_argument(a: &str) -> Result<()> {
+    if a.len() <= CUSTOM_ARGUMENT_BYTES_MAX {
+        Ok(())
+    } else {
+        Err(InvalidValue::new(
+            "CustomArgument",
+            format!(
+                "CustomArgument is {} bytes; the limit is {CUSTOM_ARGUMENT_BYTES_MAX} bytes.",
+                a.len()
+            ),
+        )
+        .into())
+    }
+}
+
+/// The cron expression of a timer's `TriggerDesc`: the bare expression, or `{"cron":"…"}`.
+fn cron_of(desc: &str) -> std::result::Result<String, String> {
+    let d = desc.trim();
+    if !d.starts_with('{') {
+        return Ok(d.to_string());
+    }
+    let v: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(d).map_err(|e| format!("TriggerDesc is not valid JSON: {e}."))?;
+    if let Some(k) = v.keys().find(|k| k.as_str() != "cron") {
+        return Err(format!(
+            "TriggerDesc of a timer has only `cron`, not `{k}`."
+        ));
+    }
+    match v.get("cron") {
+        Some(serde_json::Value::String(c)) => Ok(c.trim().to_string()),
+        Some(_) => Err("TriggerDesc's `cron` must be a string.".into()),
+        None => Err("TriggerDesc of a timer needs `cron`.".into()),
+    }
+}
+
+/// Checks a timer's `TriggerDesc` against the cron `forms` allowed and returns it as stored and shown,
+/// `{"cron":"<expression>"}`. A bad expression is `InvalidParameterValue.TriggerDesc` naming the field at fault.
+pub fn timer_desc(desc: &str, forms: Forms) -> Result<String> {
+    let invalid = |m: String| ControlError::from(InvalidValue::new("TriggerDesc", m));
+    let cron = cron_of(desc).map_err(invalid)?;
+    if cron.is_empty() {
+        return Err(invalid(
+            "TriggerDesc of a timer is its cron expression (second minute hour day month weekday year), e.g. \
+             `0 */5 * * * * *`."
+                .into(),
+        ));
+    }
+    let schedule = Schedule::parse(&cron, forms).map_err(|e| {
+        // The message names the field at fault (`the minute field `61` is invalid: …`).
+        invalid(format!("TriggerDesc `{cron}` is not a valid timer: {e}."))
+    })?;
+    Ok(serde_json::json!({ "cron": schedule.expression() }).to_string())
+}
+
+/// The schedule of a stored timer `TriggerDesc` (either form: what was stored passed one of them).
+pub fn timer_schedule(stored: &str) -> Result<Schedule> {
+    let cron = cron_of(stored).map_err(ControlError::Internal)?;
+    Schedule::parse(&cron, Forms::SevenOrLegacyFive)
+        .map_err(|e| ControlError::Internal(format!("stored timer `{stored}`: {e}")))
+}
+
+impl Control {
+    /// The record a new trigger binds to: `$LATEST`'s for `$LATEST` and for an alias, the version's for a version
+    /// (which must exist and not be going away); and the alias, when it is one.
+    async fn binding(
+        &self,
+        key: &FunctionKey,
+        latest: &store::FunctionRow,
+        qualifier: &str,
+    ) -> Result<(String, Option<String>)> {
+        match Qualifier::parse(qualifier) {
+            Some(Qualifier::Latest) => Ok((latest.id.clone(), None)),
+            Some(Qualifier::Version(_)) => match self.store.function(key, qualifier).await? {
+                Some(v) if v.status != FunctionStatus::Deleting => Ok((v.id, None)),
+                _ => Err(ControlError::VersionNotFound {
+                    name: key.name.clone(),
+                    version: qualifier.to_string(),
+                }),
+            },
+            None => match self.store.alias(key, qualifier).await? {
+                Some(_) => Ok((latest.id.clone(), Some(qualifier.to_string()))),
+                None => Err(ControlError::QualifierNotFound {
+                    name: key.name.clone(),
+                    qualifier: qualifier.to_string(),
+                }),
+            },
+        }
+    }
+
+    fn trigger_not_found(key: &FunctionKey, a: &TriggerAddress) -> ControlError {
+        ControlError::TriggerNotFound(format!(
+            "function {} has no {} trigger named {}",
+            key.name, a.trigger_type, a.name
+        ))
+    }
+
+    /// The trigger an address names.
+    async fn addressed(&self, key: &FunctionKey, a: &TriggerAddress) -> Result<TriggerRow> {
+        let t = self
+            .store
+            .trigger(key, &a.trigger_type, &a.name)
+            .await?
+            .ok_or_else(|| Self::trigger_not_found(key, a))?;
+        match a.qualifier.as_deref() {
+            Some(q) if q != t.qualifier => Err(ControlError::TriggerNotFound(format!(
+                "the {} trigger {} of function {} is bound to {}, not to {q}",
+                a.trigger_type, a.name, key.name, t.qualifier
+            ))),
+            _ => Ok(t),
+        }
+    }
+
+    /// CreateTrigger: the trigger as recorded.
+    pub async fn create_trigger(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        spec: NewTrigger,
+    ) -> Result<TriggerRow> {
+        served_type(&spec.trigger_type)?;
+        trigger_name(&spec.name)?;
+        let enabled = match spec.enable.as_deref() {
+            None | Some("") => true,
+            Some(v) => enable(v)?,
+        };
+        let custom = spec.custom_argument.unwrap_or_default();
+        custom_argument(&custom)?;
+        let description = spec.description.unwrap_or_default();
+        validate::description(&description, &self.cfg.limits)?;
+        let desc = timer_desc(spec.desc.as_deref().unwrap_or(""), Forms::Seven)?;
+        let qualifier = spec
+            .qualifier
+            .filter(|q| !q.is_empty())
+            .unwrap_or_else(|| Qualifier::LATEST.to_string());
+        let key = self.key(caller, namespace, function);
+        let max = self.cfg.limits.triggers_per_type;
+        for _ in 0..RETRIES {
+            let latest = self.latest(&key).await?;
+            check_trigger_action(latest.status, TriggerAction::Create)?;
+            let exists = ControlError::TriggerExists {
+                function: function.to_string(),
+                trigger_type: spec.trigger_type.clone(),
+                name: spec.name.clone(),
+            };
+            if self
+                .store
+                .trigger(&key, &spec.trigger_type, &spec.name)
+                .await?
+                .is_some()
+            {
+                return Err(exists);
+            }
+            let (function_row, alias) = self.binding(&key, &latest, &qualifier).await?;
+            let now = store::now_ms();
+            let row = TriggerRow {
+                id: new_id(),
+                key: key.clone(),
+                trigger_type: spec.trigger_type.clone(),
+                name: spec.name.clone(),
+                qualifier: qualifier.clone(),
+                function_row,
+                alias,
+                desc: desc.clone(),
+                enabled,
+                custom_argument: custom.clone(),
+                description: description.clone(),
+                resource_id: format!(
+                    "qcs::scf:{}:uin/{}:namespace/{namespace}/function/{function}/trigger/{}/{}",
+                    spec.region, caller.uin, spec.trigger_type, spec.name
+                ),
+                rev: 0,
+                add_ms: now,
+                mod_ms: now,
+            };
+            match self
+                .store
+                .create_trigger(&latest.id, latest.rev, &row, max)
+                .await
+            {
+                Ok(true) => return Ok(row),
+                Ok(false) => {
+                    return Err(ControlError::LimitExceeded {
+                        what: "Trigger",
+                        message: format!(
+                            "function {function} already has {max} {} triggers, the most it may have",
+                            spec.trigger_type
+                        ),
+                    });
+                }
+                Err(StoreError::AlreadyExists(_)) => return Err(exists),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ControlError::Internal(
+            "the function kept changing; try again".into(),
+        ))
+    }
+
+    /// Applies `change` to the addressed trigger under the status rule of `action`, retrying when the function or
+    /// the trigger moved on meanwhile.
+    async fn change_trigger(
+        &self,
+        key: &FunctionKey,
+        address: &TriggerAddress,
+        action: TriggerAction,
+        change: impl Fn(&TriggerRow) -> Result<TriggerRow>,
+    ) -> Result<()> {
+        for _ in 0..RETRIES {
+            let latest = self.latest(key).await?;
+            check_trigger_action(latest.status, action)?;
+            let current = self.addressed(key, address).await?;
+            let mut next = change(&current)?;
+            next.mod_ms = store::now_ms().max(current.mod_ms);
+            match self
+                .store
+                .update_trigger(&latest.id, latest.rev, &next)
+                .await
+            {
+                Ok(()) => return Ok(()),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ControlError::Internal(
+            "the trigger kept changing; try again".into(),
+        ))
+    }
+
+    /// UpdateTrigger: `Enable`, `TriggerDesc` (seven fields or the legacy five), `CustomArgument` and
+    /// `Description`; each one absent keeps its value.
+    pub async fn update_trigger(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        address: TriggerAddress,
+        change: TriggerChange,
+    ) -> Result<()> {
+        match address.trigger_type.as_str() {
+            TIMER => {}
+            // SCF updates timer, ckafka and http triggers; Stratus has no ckafka or http trigger to update.
+            "ckafka" | "http" => {}
+            other if known_type(other).is_ok() => {
+                return Err(InvalidValue::new(
+                    "Type",
+                    format!("UpdateTrigger changes timer, ckafka and http triggers, not {other} triggers."),
+                )
+                .into());
+            }
+            other => return Err(unknown_type(other)),
+        }
+        let enabled = change.enable.as_deref().map(enable).transpose()?;
+        let desc = change
+            .desc
+            .as_deref()
+            .map(|d| timer_desc(d, Forms::SevenOrLegacyFive))
+            .transpose()?;
+        if let Some(c) = &change.custom_argument {
+            custom_argument(c)?;
+        }
+        if let Some(d) = &change.description {
+            validate::description(d, &self.cfg.limits)?;
+        }
+        let key = self.key(caller, namespace, function);
+        self.change_trigger(&key, &address, TriggerAction::Update, |t| {
+            let mut next = t.clone();
+            if let Some(e) = enabled {
+                next.enabled = e;
+            }
+            if let Some(d) = &desc {
+                next.desc = d.clone();
+            }
+            if let Some(c) = &change.custom_argument {
+                next.custom_argument = c.clone();
+            }
+            if let Some(d) = &change.description {
+                next.description = d.clone();
+            }
+            Ok(next)
+        })
+        .await
+    }
+
+    /// UpdateTriggerStatus: opens or closes a trigger. Asking for the state it is in is refused, as SCF does
+    /// (`FailedOperation.UpdateTriggerStatus`).
+    pub async fn update_trigger_status(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        address: TriggerAddress,
+        enable_value: &str,
+    ) -> Result<()> {
+        known_type(&address.trigger_type)?;
+        let want = enable(enable_value)?;
+        let key = self.key(caller, namespace, function);
+        self.change_trigger(&key, &address, TriggerAction::UpdateStatus, |t| {
+            if t.enabled == want {
+                return Err(ControlError::TriggerUnchanged(format!(
+                    "the {} trigger {} is already {}",
+                    t.trigger_type,
+                    t.name,
+                    if want { "OPEN" } else { "CLOSE" }
+                )));
+            }
+            Ok(TriggerRow {
+                enabled: want,
+                ..t.clone()
+            })
+        })
+        .await
+    }
+
+    pub async fn delete_trigger(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        address: TriggerAddress,
+    ) -> Result<()> {
+        known_type(&address.trigger_type)?;
+        let key = self.key(caller, namespace, function);
+        for _ in 0..RETRIES {
+            let latest = self.latest(&key).await?;
+            check_trigger_action(latest.status, TriggerAction::Delete)?;
+            let t = self.addressed(&key, &address).await?;
+            match self
+                .store
+                .delete_trigger(&latest.id, latest.rev, &t.id)
+                .await
+            {
+                Ok(true) => return Ok(()),
+                Ok(false) => return Err(Self::trigger_not_found(&key, &address)),
+                Err(StoreError::Conflict) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ControlError::Internal(
+            "the function kept changing; try again".into(),
+        ))
+    }
+
+    /// ListTriggers: the triggers of a function, filtered, sorted and paged, with the total before paging.
+    pub async fn list_triggers(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        query: &TriggerQuery,
+    ) -> Result<(Vec<TriggerRow>, i64)> {
+        let key = self.key(caller, namespace, function);
+        self.latest(&key).await?;
+        Ok(self.store.list_triggers(&key, query).await?)
+    }
+
+    /// The triggers bound to one qualifier of a function (GetFunction's `Triggers`).
+    pub async fn function_triggers(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        function: &str,
+        qualifier: &str,
+    ) -> Result<Vec<TriggerRow>> {
+        let key = self.key(caller, namespace, function);
+        Ok(self.store.triggers_bound_to(&key, qualifier).await?)
+    }
+
+    /// Every open timer of the installation with its schedule: what a scheduler works from. A stored expression
+    /// that no longer parses (it cannot be written so) is logged and left out.
+    pub async fn open_timers(&self) -> Result<Vec<OpenTimer>> {
+        let mut out = Vec::new();
+        for trigger in self.store.open_triggers(TIMER).await? {
+            match timer_schedule(&trigger.desc) {
+                Ok(schedule) => out.push(OpenTimer { trigger, schedule }),
+                Err(e) => tracing::error!(trigger = %trigger.id, error = %e, "open timer left out"),
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(e: ControlError) -> (&'static str, String) {
+        match e {
+            ControlError::Invalid(v) => (v.field, v.message),
+            other => panic!("not an invalid value: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn timer_desc_takes_the_expression_or_its_json_and_stores_the_json() {
+        let want = r#"{"cron":"0 */2 * * * * *"}"#;
+        assert_eq!(
+            timer_desc("0 */2 * * * * *", Forms::Seven).ok(),
+            Some(want.into())
+        );
+        assert_eq!(
+            timer_desc("  0 */2 * * * * *\n", Forms::Seven).ok(),
+            Some(want.into())
+        );
+        assert_eq!(timer_desc(want, Forms::Seven).ok(), Some(want.into()));
+        assert_eq!(
+            timer_desc(r#"{ "cron" : " 0 */2 * * * * * " }"#, Forms::Seven).ok(),
+            Some(want.into())
+        );
+        // The legacy five fields only where allowed (UpdateTrigger), stored as given.
+        let (f, m) = field(timer_desc("*/5 * * * *", Forms::Seven).expect_err("five on create"));
+        assert_eq!(f, "TriggerDesc");
+        assert!(m.contains("seven"), "{m}");
+        assert_eq!(
+            timer_desc("*/5 * * * *", Forms::SevenOrLegacyFive).ok(),
+            Some(r#"{"cron":"*/5 * * * *"}"#.into())
+        );
+    }
+
+    #[test]
+    fn a_bad_timer_desc_names_what_is_wrong() {
+        for (desc, needle) in [
+            ("0 61 * * * * *", "minute"),
+            ("0 0 25 * * * *", "hour"),
+            ("0 0 0 * * * 2200", "year"),
+            ("0 0 0 * 13 * *", "month"),
+            ("", "cron expression"),
+            ("{}", "needs `cron`"),
+            (r#"{"cron": 5}"#, "string"),
+            (r#"{"cron":"0 * * * * * *","tz":"UTC"}"#, "`tz`"),
+            ("{not json", "JSON"),
+        ] {
+            let (f, m) = field(timer_desc(desc, Forms::SevenOrLegacyFive).expect_err(desc));
+            assert_eq!(f, "TriggerDesc", "{desc}");
+            assert!(m.contains(needle), "{desc}: {m}");
+        }
+    }
+
+    #[test]
+    fn stored_descs_give_their_schedule() {
+        for stored in [r#"{"cron":"0 */2 * * * * *"}"#, r#"{"cron":"*/5 * * * *"}"#] {
+            assert!(timer_schedule(stored).is_ok(), "{stored}");
+        }
+        assert!(timer_schedule(r#"{"cron":"nonsense"}"#).is_err());
+    }
+
+    #[test]
+    fn names_enable_and_custom_arguments() {
+        for ok in ["t", "timer-1", "A_b-9", &"x".repeat(100)] {
+            assert!(trigger_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "1abc", "-x", "a b", "a.b", "ä", &"x".repeat(101)] {
+            assert_eq!(
+                field(trigger_name(bad).expect_err(bad)).0,
+                "TriggerName",
+                "{bad}"
+            );
+        }
+        assert!(enable("OPEN").expect("open"));
+        assert!(!enable("CLOSE").expect("close"));
+        for bad in ["open", "", "TRUE", "1"] {
+            assert_eq!(field(enable(bad).expect_err(bad)).0, "Enable");
+        }
+        assert!(custom_argument(&"a".repeat(4096)).is_ok());
+        assert_eq!(
+            field(custom_argument(&"a".repeat(4097)).expect_err("too long")).0,
+            "CustomArgument"
+        );
+        // Bytes, not characters.
+        assert!(custom_argument(&"中".repeat(1366)).is_err());
+    }
+
+    #[test]
+    fn types() {
+        assert!(served_type("timer").is_ok());
+        for t in ["http", "cos", "cls", "ckafka", "cmq", "apigw"] {
+            match served_type(t) {
+                Err(ControlError::UnsupportedTrigger(m)) => assert!(m.contains(t), "{m}"),
+                other => panic!("{t}: {other:?}"),
+            }
+        }
+        let Err(ControlError::UnsupportedTrigger(m)) = served_type("http") else {
+            panic!("http")
+        };
+        assert!(m.contains("HTTP listener"), "{m}");
+        let Err(ControlError::UnsupportedTrigger(m)) = served_type("cos") else {
+            panic!("cos")
+        };
+        assert!(m.contains("Cloud Object Storage"), "{m}");
+        for t in ["Timer", "cron", ""] {
+            assert_eq!(field(served_type(t).expect_err(t)).0, "Type");
+            assert!(known_type(t).is_err());
+        }
+        assert!(known_type("cos").is_ok());
+    }
+
+    /// The CreateTrigger / UpdateTrigger row of the acceptance table, and deletion.
+    #[test]
+    fn status_rules() {
+        use FunctionStatus as S;
+        use TriggerAction as A;
+        for a in [A::Create, A::Update, A::UpdateStatus] {
+            for s in [S::Active, S::UpdateFailed] {
+                assert!(check_trigger_action(s, a).is_ok(), "{s} {a:?}");
+            }
+            for s in [
+                S::Creating,
+                S::CreateFailed,
+                S::Updating,
+                S::Deleting,
+                S::DeleteFailed,
+            ] {
+                match check_trigger_action(s, a) {
+                    Err(ControlError::TriggerRejected { status, action }) => {
+                        assert_eq!((status, action), (s, a.as_str()));
+                    }
+                    other => panic!("{s} {a:?}: {other:?}"),
+                }
+            }
+        }
+        for s in [S::Active, S::UpdateFailed, S::CreateFailed, S::DeleteFailed] {
+            assert!(check_trigger_action(s, A::Delete).is_ok(), "{s}");
+        }
+        for s in [S::Creating, S::Updating, S::Deleting] {
+            assert!(check_trigger_action(s, A::Delete).is_err(), "{s}");
+        }
+        let e = check_trigger_action(S::Updating, A::Create).expect_err("updating");
+        assert_eq!(
+            e.to_string(),
+            "Function status Updating is not allowed to do CreateTrigger."
+        );
+    }
+}
