@@ -251,8 +251,11 @@ async fn migrations_apply_twice_idempotently(b: Backend) {
 }
 
 /// Awaits spawned tasks in order.
+/// Awaits every task. The tasks are spawned (the iterator drained) before the first is awaited, so that a lazy
+/// `map(tokio::spawn)` still runs them all at once rather than one after another.
 async fn futures_join<T>(handles: impl IntoIterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::new();
+    let handles: Vec<_> = handles.into_iter().collect();
+    let mut out = Vec::with_capacity(handles.len());
     for h in handles {
         out.push(h.await.expect("task"));
     }
