@@ -4,7 +4,7 @@ use control::{CreateFunction, FunctionOrder, ListFunctions};
 use model::{ConfigPatch, LayerRef, Qualifier};
 
 use super::Cx;
-use super::{flag, namespace, paging, required, required_str, zip_bytes};
+use super::{descending, flag, namespace, paging, required, required_str, zip_bytes};
 use crate::error::ApiError;
 use crate::views::{self, environment_in, keep};
 use crate::wire;
@@ -173,16 +173,7 @@ pub(crate) async fn list(cx: &Cx, r: wire::ListFunctionsRequest) -> R<wire::List
             ));
         }
     };
-    let descending = match r.order.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("") | Some("DESC") => true,
-        Some("ASC") => false,
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "Order",
-                "Order must be ASC or DESC.",
-            ));
-        }
-    };
+    let descending = descending(r.order.as_deref(), true)?;
     let mut runtimes = Vec::new();
     let mut statuses = Vec::new();
     for f in r.filters.iter().flatten() {
@@ -396,16 +387,7 @@ pub(crate) async fn list_versions(
             ));
         }
     }
-    let descending = match r.order.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("") | Some("ASC") => false,
-        Some("DESC") => true,
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "Order",
-                "Order must be ASC or DESC.",
-            ));
-        }
-    };
+    let descending = descending(r.order.as_deref(), false)?;
     let list = ctl
         .list_versions(
             caller,

@@ -3,7 +3,7 @@
 use control::{InvocationOrder, InvocationQuery, InvocationRecord};
 use model::time::{format_ms, parse_ms};
 
-use super::{Cx, namespace, required_str};
+use super::{Cx, descending, namespace, required_str};
 use crate::error::ApiError;
 use crate::wire;
 
@@ -65,16 +65,7 @@ pub(crate) async fn get_logs(
             ));
         }
     };
-    let descending = match r.order.as_deref().map(str::to_ascii_lowercase).as_deref() {
-        None | Some("") | Some("desc") => true,
-        Some("asc") => false,
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "Order",
-                "Order must be desc or asc.",
-            ));
-        }
-    };
+    let descending = descending(r.order.as_deref(), true)?;
     let q = InvocationQuery {
         app_id: 0, // the control plane scopes the query to the caller
         namespace: namespace(r.namespace),

@@ -87,6 +87,19 @@ pub(crate) fn zip_bytes(b64: &str, field: &str) -> Result<Vec<u8>, ApiError> {
         .map_err(|e| ApiError::invalid_value(field, format!("{field} is not valid base64: {e}.")))
 }
 
+/// An `Order` parameter (`ASC`/`DESC`, any case): whether the listing runs descending, `default_desc` when absent.
+pub(crate) fn descending(order: Option<&str>, default_desc: bool) -> Result<bool, ApiError> {
+    match order.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("") => Ok(default_desc),
+        Some("DESC") => Ok(true),
+        Some("ASC") => Ok(false),
+        Some(_) => Err(ApiError::invalid_value(
+            "Order",
+            "Order must be ASC or DESC.",
+        )),
+    }
+}
+
 /// Offset/Limit paging with SCF's defaults.
 pub(crate) fn paging(
     offset: Option<i64>,

@@ -3,7 +3,7 @@
 use model::time::format_ms;
 
 use super::Cx;
-use super::{paging, required_str};
+use super::{descending, paging, required_str};
 use crate::error::ApiError;
 use crate::wire;
 
@@ -83,15 +83,8 @@ pub(crate) async fn list(
             ));
         }
     }
-    match r.order.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("") | Some("ASC") => {}
-        Some("DESC") => all.reverse(),
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "Order",
-                "Order must be ASC or DESC.",
-            ));
-        }
+    if descending(r.order.as_deref(), false)? {
+        all.reverse();
     }
     let total = all.len() as i64;
     Ok(wire::ListNamespacesResponse {

@@ -3,7 +3,7 @@
 use control::{NewTrigger, TriggerAddress, TriggerChange, TriggerOrder, TriggerQuery};
 
 use super::Cx;
-use super::{namespace, paging, required_str};
+use super::{descending, namespace, paging, required_str};
 use crate::error::ApiError;
 use crate::views::{trigger_info, trigger_out};
 use crate::wire;
@@ -110,16 +110,7 @@ pub(crate) async fn list(cx: &Cx, r: wire::ListTriggersRequest) -> R<wire::ListT
             ));
         }
     };
-    let descending = match r.order.as_deref().map(str::to_ascii_uppercase).as_deref() {
-        None | Some("") | Some("DESC") => true,
-        Some("ASC") => false,
-        Some(_) => {
-            return Err(ApiError::invalid_value(
-                "Order",
-                "Order must be ASC or DESC.",
-            ));
-        }
-    };
+    let descending = descending(r.order.as_deref(), true)?;
     let mut query = TriggerQuery {
         order_by,
         descending,
