@@ -25,6 +25,22 @@ const LOUD: &str =
 /// Growth allowed after the warm-up.
 const FLAT: f64 = 1.10;
 
+/// Samples of the server taken each minute.
+const SAMPLES_PER_MINUTE: usize = 12;
+
+/// The median of each quantity over a minute's samples.
+pub fn median(samples: &[Sample]) -> Option<Sample> {
+    let mid = |mut v: Vec<u64>| {
+        v.sort_unstable();
+        v.get(v.len() / 2).copied()
+    };
+    Some(Sample {
+        rss: mid(samples.iter().map(|s| s.rss).collect())?,
+        fds: mid(samples.iter().map(|s| s.fds).collect())?,
+        threads: mid(samples.iter().map(|s| s.threads).collect())?,
+    })
+}
+
 /// One sample of the server process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -53,7 +69,7 @@ pub fn warmup(minutes: usize) -> usize {
     (minutes / 6).max(1)
 }
 
-/// The largest of each quantity after the warm-up, beside the sample that ends it.
+/// The largest of each quantity after the warm-up, beside the sample that ends it (each sample a minute's median).
 pub fn after_warmup(samples: &[Sample], warm: usize) -> Option<(Sample, Sample)> {
     let base = *samples.get(warm.checked_sub(1)?)?;
     let rest = &samples[warm..];
@@ -314,31 +330,44 @@ pub fn run(server: &Server, minutes: usize, clients: usize) -> anyhow::Result<Se
     let started = Instant::now();
     let mut samples = Vec::with_capacity(minutes);
     let mut result = Ok(());
-    for m in 1..=minutes {
-        let due = Duration::from_secs(60 * m as u64);
-        while started.elapsed() < due {
-            std::thread::sleep(
-                Duration::from_millis(200).min(due.saturating_sub(started.elapsed())),
-            );
-        }
-        match sample(pid) {
-            Ok(s) => {
-                let calls =
-                    counts.ok.load(Ordering::Relaxed) + counts.expected.load(Ordering::Relaxed);
-                println!(
-                    "soak minute {m:>3}: rss {:>7.1} MiB  open files {:>4}  threads {:>3}  calls {calls} (unexpected errors {})",
-                    crate::report::mib(s.rss),
-                    s.fds,
-                    s.threads,
-                    counts.unexpected.load(Ordering::Relaxed)
+    'minutes: for m in 1..=minutes {
+        // Twelve samples a minute: a single one mostly measures the requests in flight at that instant (one
+        // GetFunctionLogs reply holds megabytes for a moment), so each minute is summarised by its median.
+        let mut minute = Vec::with_capacity(SAMPLES_PER_MINUTE);
+        for k in 1..=SAMPLES_PER_MINUTE {
+            let due = Duration::from_secs(60 * (m as u64 - 1))
+                + Duration::from_secs(60) * k as u32 / SAMPLES_PER_MINUTE as u32;
+            while started.elapsed() < due {
+                std::thread::sleep(
+                    Duration::from_millis(200).min(due.saturating_sub(started.elapsed())),
                 );
-                samples.push(s);
             }
-            Err(e) => {
-                result = Err(e.context("sampling the server (did it die?)"));
-                break;
+            match sample(pid) {
+                Ok(s) => minute.push(s),
+                Err(e) => {
+                    result = Err(e.context("sampling the server (did it die?)"));
+                    break 'minutes;
+                }
             }
         }
+        let Some(med) = median(&minute) else {
+            continue;
+        };
+        let (lo, hi) = (
+            minute.iter().map(|s| s.rss).min().unwrap_or(0),
+            minute.iter().map(|s| s.rss).max().unwrap_or(0),
+        );
+        let calls = counts.ok.load(Ordering::Relaxed) + counts.expected.load(Ordering::Relaxed);
+        println!(
+            "soak minute {m:>3}: rss median {:>6.1} MiB ({:>6.1}-{:>6.1})  open files {:>4}  threads {:>3}  calls {calls} (unexpected errors {})",
+            crate::report::mib(med.rss),
+            crate::report::mib(lo),
+            crate::report::mib(hi),
+            med.fds,
+            med.threads,
+            counts.unexpected.load(Ordering::Relaxed)
+        );
+        samples.push(med);
     }
     stop.store(true, Ordering::Relaxed);
     for t in threads {
@@ -352,8 +381,8 @@ pub fn run(server: &Server, minutes: usize, clients: usize) -> anyhow::Result<Se
         bench: "SOAK",
         title: format!(
             "{minutes} minutes of mixed load from {clients} clients (warm invokes, errors, timeouts, updates, creates and \
-             deletes, refused calls, log reads): the server's largest figure after a {warm}-minute warm-up against \
-             the one that ends it"
+             deletes, refused calls, log reads): the largest per-minute median of the server's figures after a \
+             {warm}-minute warm-up, against the median of the minute that ends it"
         ),
         server: server.describe.clone(),
         ..Section::default()
@@ -434,6 +463,13 @@ mod tests {
         );
         assert_eq!(after_warmup(&samples, 4), None);
         assert_eq!(after_warmup(&samples, 0), None);
+    }
+
+    #[test]
+    fn a_minute_is_summarised_by_its_medians() {
+        let minute = [s(150, 3, 9), s(100, 5, 9), s(110, 4, 10)];
+        assert_eq!(median(&minute), Some(s(110, 4, 9)));
+        assert_eq!(median(&[]), None);
     }
 
     #[test]
