@@ -73,9 +73,9 @@ fn alias(name: &str, version: &str, now: i64) -> Alias {
     }
 }
 
-async fn claim_id(store: &Store, now: i64, id: &str) -> ClaimedOp {
+async fn claim_id(store: &Store, id: &str) -> ClaimedOp {
     for _ in 0..100 {
-        match store.claim_op("test", now, 1).await.expect("claim") {
+        match store.claim_op("test", 1).await.expect("claim") {
             Some(op) if op.id == id => return op,
             Some(_) => continue,
             None => break,
@@ -112,7 +112,7 @@ async fn function(env: &Env, name: &str, now: i64) -> FunctionRow {
         .create_function(&row, &alias("$DEFAULT", "$LATEST", now), &create)
         .await
         .expect("create");
-    let claimed = claim_id(&env.store, now, &create.id).await;
+    let claimed = claim_id(&env.store, &create.id).await;
     env.store
         .finish_op(
             &claimed,
@@ -761,7 +761,7 @@ async fn removal_of_what_a_trigger_is_bound_to_removes_it(b: Backend) {
         )
         .await
         .expect("deleting v1");
-    let claimed = claim_id(&env.store, 3_000, &del.id).await;
+    let claimed = claim_id(&env.store, &del.id).await;
     env.store
         .finish_op(
             &claimed,
@@ -798,7 +798,7 @@ async fn removal_of_what_a_trigger_is_bound_to_removes_it(b: Backend) {
         .begin_change(&f.id, f.rev, FunctionStatus::Deleting, None, &del, 4_000)
         .await
         .expect("deleting");
-    let claimed = claim_id(&env.store, 4_000, &del.id).await;
+    let claimed = claim_id(&env.store, &del.id).await;
     env.store
         .finish_op(
             &claimed,
