@@ -73,10 +73,15 @@ impl Db {
                 } else {
                     "PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;"
                 };
+                // Fixed pools: every SQLite connection is a thread of its own with its own page cache, so a pool
+                // that grows under load and recycles idle connections makes the process's threads and memory
+                // move with the load; these are opened once and kept.
                 let make = |max: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
-                        .min_connections(1)
+                        .min_connections(max)
+                        .idle_timeout(None)
+                        .max_lifetime(None)
                         .acquire_timeout(Duration::from_secs(30))
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
@@ -116,18 +121,38 @@ impl Db {
         self.dialect
     }
 
+    /// Begins a write transaction that reads before it writes. On SQLite it starts `IMMEDIATE`, taking the write
+    /// lock at once (waiting up to the busy timeout): a deferred transaction that has read cannot wait for the
+    /// lock when it comes to write, and fails at once with "database is locked" whenever another process (a CLI
+    /// command beside the server, another node starting on the same file) wrote meanwhile.
+    pub(crate) async fn begin_checked(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.write.begin().await?,
+        })
+    }
+
+    /// A transaction holding the migration lock: SQLite's write lock, PostgreSQL's advisory lock 7401.
+    async fn begin_migration(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        let mut tx = self.begin_checked().await?;
+        if self.dialect == Dialect::Postgres {
+            tx.execute("SELECT pg_advisory_xact_lock(7401)").await?;
+        }
+        Ok(tx)
+    }
+
     async fn migrate(&self) -> Result<()> {
-        self.write
-            .execute(
-                "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
-            )
-            .await?;
+        const CREATE: &str = "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)";
+        {
+            // Under the same lock as the migrations: two `CREATE TABLE IF NOT EXISTS` racing on a fresh
+            // PostgreSQL database both pass the check and one fails on the catalog's unique index.
+            let mut tx = self.begin_migration().await?;
+            tx.execute(CREATE).await?;
+            tx.commit().await?;
+        }
         for m in MIGRATIONS {
-            let mut tx = self.write.begin().await?;
-            if self.dialect == Dialect::Postgres {
-                // Two nodes starting together must not both apply a migration.
-                tx.execute("SELECT pg_advisory_xact_lock(7401)").await?;
-            }
+            // Two nodes starting together must not both apply a migration.
+            let mut tx = self.begin_migration().await?;
             let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_optional(&mut *tx)

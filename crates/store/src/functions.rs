@@ -131,15 +131,9 @@ pub(crate) fn for_update(dialect: Dialect) -> &'static str {
 }
 
 impl Store {
-    /// Begins a write transaction that reads before it writes. On SQLite it starts `IMMEDIATE`, taking the write
-    /// lock at once (waiting up to the busy timeout): a deferred transaction that has read cannot wait for the
-    /// lock when it comes to write, and fails at once with "database is locked" whenever another process (a CLI
-    /// command beside the server, say) wrote meanwhile.
+    /// Begins a write transaction that reads before it writes (see `Db::begin_checked`).
     pub(crate) async fn begin_checked(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
-        Ok(match self.db.dialect {
-            Dialect::Sqlite => self.db.write.begin_with("BEGIN IMMEDIATE").await?,
-            Dialect::Postgres => self.db.write.begin().await?,
-        })
+        self.db.begin_checked().await
     }
 }
 
