@@ -1,5 +1,6 @@
 //! All durable state of Stratus: the metadata database (SQLite or PostgreSQL behind one interface, with one set
-//! of migrations), the operation queue with leases that lives in it, and the content-addressed blob directory.
+//! of migrations), the operation queue and the asynchronous event queue with leases that live in it, and the
+//! content-addressed blob directory.
 //!
 //! The store records; it does not decide. Which transition is allowed is the control plane's business; the store
 //! makes each recorded change atomic and conditional on the revision the caller decided from.
@@ -8,6 +9,7 @@ mod accounts;
 mod blobs;
 mod db;
 mod error;
+pub mod events;
 mod functions;
 mod invocations;
 mod layers;
@@ -20,6 +22,7 @@ pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
+pub use events::{ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
