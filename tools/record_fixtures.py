@@ -80,6 +80,14 @@ def main():
     time.sleep(0.3)
     call("GetFunctionLogs", {"FunctionName": "hello", "Limit": 2})
     call("GetRequestStatus", {"FunctionName": "hello", "FunctionRequestId": invoked})
+    event = call("Invoke", {"FunctionName": "hello", "InvocationType": "Event",
+                            "ClientContext": json.dumps({"queued": True})}, record=False)["Result"]["FunctionRequestId"]
+    for _ in range(200):
+        if call("GetAsyncEventStatus", {"InvokeRequestId": event}, record=False)["Result"]["Status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    call("GetAsyncEventStatus", {"InvokeRequestId": event})
+    call("ListAsyncEvents", {"FunctionName": "hello", "Status": ["FINISHED"], "Order": "ASC", "Limit": 10})
     call("ListFunctions", {"Limit": 10, "Order": "ASC", "Orderby": "FunctionName"})
     call("UpdateFunctionCode", {"FunctionName": "hello", "Code": {"ZipFile": code}, "Handler": "index.main_handler"})
     wait("hello")

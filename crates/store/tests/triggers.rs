@@ -73,9 +73,9 @@ fn alias(name: &str, version: &str, now: i64) -> Alias {
     }
 }
 
-async fn claim_id(store: &Store, now: i64, id: &str) -> ClaimedOp {
+async fn claim_id(store: &Store, _now: i64, id: &str) -> ClaimedOp {
     for _ in 0..100 {
-        match store.claim_op("test", now, 1).await.expect("claim") {
+        match store.claim_op("test", 1).await.expect("claim") {
             Some(op) if op.id == id => return op,
             Some(_) => continue,
             None => break,

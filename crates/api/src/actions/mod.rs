@@ -1,6 +1,7 @@
 //! Action dispatch: decode the wire request, call the control plane, encode the wire response.
 
 mod aliases;
+mod events;
 mod functions;
 mod invoke;
 mod layers;
@@ -130,6 +131,7 @@ pub const SERVED: &[&str] = &[
     "DeleteTrigger",
     "GetAccount",
     "GetAlias",
+    "GetAsyncEventStatus",
     "GetFunction",
     "GetFunctionAddress",
     "GetFunctionLogs",
@@ -138,6 +140,7 @@ pub const SERVED: &[&str] = &[
     "Invoke",
     "InvokeFunction",
     "ListAliases",
+    "ListAsyncEvents",
     "ListFunctions",
     "ListLayerVersions",
     "ListLayers",
@@ -213,6 +216,8 @@ pub(crate) async fn dispatch(
         InvokeFunction => invoke::invoke_function,
         GetFunctionLogs => logs::get_logs,
         GetRequestStatus => logs::get_request_status,
+        GetAsyncEventStatus => events::get_status,
+        ListAsyncEvents => events::list,
         CreateAlias => aliases::create,
         GetAlias => aliases::get,
         UpdateAlias => aliases::update,

@@ -1,0 +1,257 @@
+"""Asynchronous invocation through the official SDK (events.md): `Invoke` with `InvocationType=Event` answers at
+once with the request id and the function runs later; the event ends FINISHED (and its attempt is in
+GetFunctionLogs), or, for a failing function, is retried RetryNum times (second-scale delays here) and ends FAILED
+with every attempt recorded under its RetryNum; an oversized event and a missing function or qualifier are refused
+as for a synchronous call; GetAsyncEventStatus and ListAsyncEvents (every filter, order and paging) stay within the
+caller's account; and a `kill -9` with events queued loses none of them."""
+
+from __future__ import annotations
+
+import json
+import re
+import stat
+import time
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from harness.api import Scf
+from harness.zips import Entry, build
+from harness.server import StratusServer
+
+# Second-scale retries, a quick poll and a short lease (the crash test's takeover).
+EVENT_ENV = {
+    "STRATUS_EVENT_RETRY_DELAYS": "1,2",
+    "STRATUS_EVENT_POLL_MS": "100",
+    "STRATUS_EVENT_LEASE_SECS": "2",
+}
+EVENT_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
+
+
+@pytest.fixture(scope="module")
+def events_server(backend):
+    srv = StratusServer(backend, env=EVENT_ENV)
+    try:
+        srv.start()
+        yield srv
+    finally:
+        srv.destroy()
+
+
+@pytest.fixture
+def escf(request, events_server) -> Scf:
+    since = events_server.stderr_size()
+    yield Scf(events_server.client(), events_server, events_server.creds)
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        print(events_server.diagnostics(since))
+
+
+def _zip(body: str) -> bytes:
+    return build([Entry("index.py", body.encode(), mode=stat.S_IFREG | 0o644)])
+
+
+def function(scf: Scf, body: str, **kw) -> str:
+    return scf.create_function(zip_bytes=_zip(body), **kw)
+
+
+def send(scf: Scf, name: str, event=None, **kw) -> str:
+    params = {"FunctionName": name, "InvocationType": "Event",
+              "ClientContext": json.dumps(event if event is not None else {})}
+    params.update(kw)
+    result = scf.call("Invoke", params)["Result"]
+    assert result["RetMsg"] == "" and result["ErrMsg"] == "" and result["Log"] == "", result
+    return result["FunctionRequestId"]
+
+
+def status(scf: Scf, rid: str) -> dict:
+    return scf.call("GetAsyncEventStatus", {"InvokeRequestId": rid})["Result"]
+
+
+def wait_ended(scf: Scf, rid: str, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        s = status(scf, rid)
+        if s["Status"] != "RUNNING":
+            return s
+        assert time.monotonic() < deadline, f"event {rid} still RUNNING after {timeout} s: {s}"
+        time.sleep(0.1)
+
+
+def logs(scf: Scf, name: str, rid: str, want: int, timeout: float = 20.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        data = scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": rid, "Limit": 100,
+                                            "Order": "asc"})["Data"]
+        if len(data) >= want:
+            return data
+        assert time.monotonic() < deadline, f"{len(data)} of {want} records of {rid}: {data}"
+        time.sleep(0.2)
+
+
+SLOW = "import time\ndef main_handler(event, context):\n    time.sleep(3)\n    return {'got': event}\n"
+QUICK = "def main_handler(event, context):\n    return {'got': event, 'rid': context['request_id']}\n"
+FAILS = "def main_handler(event, context):\n    raise ValueError('nope')\n"
+
+
+def test_the_reply_returns_before_a_slow_function_ends_and_the_event_finishes(escf):
+    name = function(escf, SLOW, Timeout=10)
+    started = time.monotonic()
+    rid = send(escf, name, {"n": 1})
+    assert time.monotonic() - started < 1.5, "the reply does not wait for the function"
+    s = status(escf, rid)
+    assert s == {"Status": "RUNNING", "StatusCode": s["StatusCode"], "InvokeRequestId": rid}
+    ended = wait_ended(escf, rid)
+    assert ended["Status"] == "FINISHED" and ended["StatusCode"] == 200, ended
+    assert time.monotonic() - started >= 3, "it ran the function"
+    (rec,) = logs(escf, name, rid, 1)
+    assert rec["RequestId"] == rid and rec["RetCode"] == 0 and rec["RetryNum"] == 0
+    assert json.loads(rec["RetMsg"]) == {"got": {"n": 1}}
+    st = escf.call("GetRequestStatus", {"FunctionName": name, "FunctionRequestId": rid})["Data"]
+    assert [d["RetryNum"] for d in st] == [0]
+
+
+def test_the_function_sees_the_event_request_id(escf):
+    name = function(escf, QUICK)
+    rid = send(escf, name, {"k": "v"})
+    assert wait_ended(escf, rid)["Status"] == "FINISHED"
+    (rec,) = logs(escf, name, rid, 1)
+    assert json.loads(rec["RetMsg"]) == {"got": {"k": "v"}, "rid": rid}
+
+
+def test_a_failing_function_is_retried_with_its_retry_number_then_fails(escf):
+    name = function(escf, FAILS)
+    started = time.monotonic()
+    rid = send(escf, name)
+    ended = wait_ended(escf, rid, timeout=60)
+    elapsed = time.monotonic() - started
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 430, ended
+    assert elapsed >= 3, f"two retries 1 s and 2 s apart, ended after {elapsed:.1f} s"
+    records = logs(escf, name, rid, 3)
+    assert sorted(r["RetryNum"] for r in records) == [0, 1, 2], records
+    assert all(r["RequestId"] == rid and r["RetCode"] == 430 for r in records)
+    time.sleep(1.5)
+    assert len(logs(escf, name, rid, 3)) == 3, "no attempt after the last retry"
+
+
+def test_an_oversized_event_is_refused_and_128_kb_is_accepted(escf):
+    name = function(escf, QUICK)
+    big = json.dumps({"pad": "x" * (128 * 1024)})
+    escf.error("InvalidParameter.RequestTooLarge", "Invoke",
+               {"FunctionName": name, "InvocationType": "Event", "ClientContext": big})
+    fits = json.dumps({"pad": "x" * (128 * 1024 - 20)})
+    assert len(fits) <= 128 * 1024
+    assert wait_ended(escf, send(escf, name, json.loads(fits)))["Status"] == "FINISHED"
+
+
+def test_a_missing_function_or_qualifier_is_refused_as_for_a_synchronous_call(escf):
+    escf.error("ResourceNotFound.Function", "Invoke",
+               {"FunctionName": "no-such-function", "InvocationType": "Event"})
+    name = function(escf, QUICK)
+    for q in ("no-such-alias", "7"):
+        escf.error("ResourceNotFound.Qualifier", "Invoke",
+                   {"FunctionName": name, "InvocationType": "Event", "Qualifier": q})
+    escf.error("InvalidParameterValue.InvokeType", "Invoke",
+               {"FunctionName": name, "InvocationType": "Later"})
+
+
+def test_status_of_an_unknown_or_foreign_event(escf, events_server):
+    escf.error("ResourceNotFound.AsyncEvent", "GetAsyncEventStatus", {"InvokeRequestId": "no-such-request"})
+    name = function(escf, QUICK)
+    rid = send(escf, name)
+    other = Scf(events_server.client(events_server.create_account()))
+    other.error("ResourceNotFound.AsyncEvent", "GetAsyncEventStatus", {"InvokeRequestId": rid})
+    other.error("ResourceNotFound.Function", "ListAsyncEvents", {"FunctionName": name})
+
+
+def _utc(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def test_list_async_events_filters_order_and_paging(escf):
+    name = function(escf, QUICK)
+    before = datetime.now(timezone.utc) - timedelta(seconds=2)
+    latest = [send(escf, name, {"i": i}) for i in range(5)]
+    version = escf.publish_version(name)
+    pinned = [send(escf, name, {"i": i}, Qualifier=version) for i in range(2)]
+    for rid in latest + pinned:
+        assert wait_ended(escf, rid)["Status"] == "FINISHED"
+    after = datetime.now(timezone.utc) + timedelta(seconds=2)
+
+    def ls(**kw) -> dict:
+        return escf.call("ListAsyncEvents", {"FunctionName": name, **kw})
+
+    everything = ls()
+    assert everything["TotalCount"] == 7
+    events = everything["EventList"]
+    assert {e["InvokeRequestId"] for e in events} == set(latest + pinned)
+    for e in events:
+        assert e["InvokeType"] == "Event" and e["Status"] == "FINISHED"
+        assert EVENT_TIME.match(e["StartTime"]) and EVENT_TIME.match(e["EndTime"]), e
+    starts = [e["StartTime"] for e in events]
+    assert starts == sorted(starts, reverse=True), "DESC by StartTime by default"
+    asc = ls(Order="ASC")["EventList"]
+    assert [e["StartTime"] for e in asc] == sorted(starts)
+    by_end = ls(Orderby="EndTime", Order="ASC")["EventList"]
+    assert [e["EndTime"] for e in by_end] == sorted(e["EndTime"] for e in events)
+    assert ls(Qualifier=version)["TotalCount"] == 2
+    assert {e["Qualifier"] for e in ls(Qualifier=version)["EventList"]} == {version}
+    assert ls(Qualifier="$LATEST")["TotalCount"] == 5
+    assert ls(Status=["FINISHED", "FAILED"])["TotalCount"] == 7
+    assert ls(Status=["RUNNING"])["TotalCount"] == 0
+    assert ls(InvokeType=["Event"])["TotalCount"] == 7
+    assert ls(InvokeType=["Timer"])["TotalCount"] == 0
+    one = ls(InvokeRequestId=pinned[0])
+    assert one["TotalCount"] == 1 and one["EventList"][0]["InvokeRequestId"] == pinned[0]
+    window = {"Start": _utc(before), "End": _utc(after)}
+    assert ls(StartTimeInterval=window)["TotalCount"] == 7
+    assert ls(EndTimeInterval=window)["TotalCount"] == 7
+    past = {"Start": _utc(before - timedelta(hours=1)), "End": _utc(before)}
+    assert ls(StartTimeInterval=past)["TotalCount"] == 0
+    # Left-closed, right-open: an interval ending at the first start excludes it.
+    first = asc[0]["StartTime"]
+    upto_first = {"Start": _utc(before), "End": first}
+    assert ls(StartTimeInterval=upto_first)["TotalCount"] == 0
+    from_first = {"Start": first, "End": _utc(after)}
+    assert ls(StartTimeInterval=from_first)["TotalCount"] == 7
+    pages = [ls(Order="ASC", Offset=o, Limit=3) for o in (0, 3, 6)]
+    assert [len(p["EventList"]) for p in pages] == [3, 3, 1]
+    assert all(p["TotalCount"] == 7 for p in pages)
+    assert [e["InvokeRequestId"] for p in pages for e in p["EventList"]] == [e["InvokeRequestId"] for e in asc]
+    assert len(ls()["EventList"]) == 7 and ls(Limit=100)["TotalCount"] == 7
+    escf.error("InvalidParameterValue.Limit", "ListAsyncEvents", {"FunctionName": name, "Limit": 101})
+    escf.error("InvalidParameterValue.Order", "ListAsyncEvents", {"FunctionName": name, "Order": "UP"})
+    escf.error("InvalidParameterValue.Orderby", "ListAsyncEvents", {"FunctionName": name, "Orderby": "Name"})
+    escf.error("InvalidParameterValue.Status", "ListAsyncEvents", {"FunctionName": name, "Status": ["DONE"]})
+    escf.error("InvalidParameterValue.StartTimeInterval", "ListAsyncEvents",
+               {"FunctionName": name, "StartTimeInterval": {"Start": "yesterday", "End": _utc(after)}})
+
+
+def test_events_queued_at_a_kill_all_finish_after_the_restart(stratus):
+    srv = stratus(env={**EVENT_ENV, "STRATUS_EVENT_SLOTS": "4"})
+    scf = Scf(srv.client())
+    name = scf.create_function(zip_bytes=_zip(
+        "import time\ndef main_handler(event, context):\n    time.sleep(0.5)\n    return event\n"), Timeout=10)
+    acked = [send(scf, name, {"i": i}) for i in range(40)]
+    srv.kill9()
+    srv.restart()
+    scf = Scf(srv.client())
+    deadline = time.monotonic() + 90
+    for rid in acked:
+        s = wait_ended(scf, rid, timeout=max(1.0, deadline - time.monotonic()))
+        assert s["Status"] == "FINISHED", s
+    listed = scf.call("ListAsyncEvents", {"FunctionName": name, "Limit": 100})
+    assert listed["TotalCount"] == 40
+    runs = {}
+    offset = 0
+    while True:
+        page = scf.call("GetFunctionLogs", {"FunctionName": name, "Limit": 100, "Offset": offset})["Data"]
+        for r in page:
+            runs[r["RequestId"]] = runs.get(r["RequestId"], 0) + 1
+        offset += len(page)
+        if not page:
+            break
+    assert set(runs) == set(acked), "every acknowledged event ran"
+    # Only those running at the kill (at most the 4 slots) may have run twice; their second run is the same
+    # attempt and keeps one record, so each event has exactly one.
+    assert all(n == 1 for n in runs.values()), runs
