@@ -87,6 +87,9 @@ def main():
             break
         time.sleep(0.05)
     call("GetAsyncEventStatus", {"InvokeRequestId": event})
+    call("UpdateFunctionEventInvokeConfig", {"FunctionName": "hello",
+                                             "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 1}], "MsgTTL": 3600}})
+    call("GetFunctionEventInvokeConfig", {"FunctionName": "hello", "Qualifier": "$LATEST"})
     call("ListAsyncEvents", {"FunctionName": "hello", "Status": ["FINISHED"], "Order": "ASC", "Limit": 10})
     call("ListFunctions", {"Limit": 10, "Order": "ASC", "Orderby": "FunctionName"})
     call("UpdateFunctionCode", {"FunctionName": "hello", "Code": {"ZipFile": code}, "Handler": "index.main_handler"})

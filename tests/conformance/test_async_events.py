@@ -227,6 +227,62 @@ def test_list_async_events_filters_order_and_paging(escf):
                {"FunctionName": name, "StartTimeInterval": {"Start": "yesterday", "End": _utc(after)}})
 
 
+def config(scf: Scf, name: str, **kw) -> dict:
+    return scf.call("GetFunctionEventInvokeConfig", {"FunctionName": name, **kw})["AsyncTriggerConfig"]
+
+
+def set_config(scf: Scf, name: str, retry_num, msg_ttl):
+    return scf.call("UpdateFunctionEventInvokeConfig", {
+        "FunctionName": name, "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": retry_num}], "MsgTTL": msg_ttl}})
+
+
+def test_event_invoke_config_sets_the_retries_within_the_account_limits(escf):
+    name = function(escf, FAILS)
+    assert config(escf, name) == {"RetryConfig": [{"RetryNum": 2}], "MsgTTL": 21600}, "SCF's defaults"
+    limits = escf.call("GetAccount")["AccountLimit"]["Namespace"][0]
+    assert (limits["RetryNumLimit"], limits["MinMsgTTL"], limits["MaxMsgTTL"]) == (2, 60, 21600)
+    set_config(escf, name, 0, 600)
+    assert config(escf, name) == {"RetryConfig": [{"RetryNum": 0}], "MsgTTL": 600}
+    assert config(escf, name, Qualifier="$LATEST") == config(escf, name)
+    escf.error("ResourceNotFound.Qualifier", "GetFunctionEventInvokeConfig", {"FunctionName": name, "Qualifier": "9"})
+    for bad in (-1, 3):
+        escf.error("LimitExceeded.RetryNum", "UpdateFunctionEventInvokeConfig", {
+            "FunctionName": name, "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": bad}], "MsgTTL": 600}})
+    for bad in (59, 21601):
+        escf.error("LimitExceeded.MsgTTL", "UpdateFunctionEventInvokeConfig", {
+            "FunctionName": name, "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 1}], "MsgTTL": bad}})
+    escf.error("ResourceNotFound.Function", "UpdateFunctionEventInvokeConfig", {
+        "FunctionName": "no-such-function", "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 1}], "MsgTTL": 600}})
+    assert config(escf, name)["RetryConfig"] == [{"RetryNum": 0}], "refused updates change nothing"
+    # RetryNum 0: the failing function runs once and the event fails.
+    rid = send(escf, name)
+    ended = wait_ended(escf, rid)
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 430, ended
+    time.sleep(1.5)
+    assert [r["RetryNum"] for r in logs(escf, name, rid, 1)] == [0]
+    # Deleting the function deletes its settings: a new function of that name starts from the defaults.
+    escf.call("DeleteFunction", {"FunctionName": name})
+    escf.wait_gone(name)
+    escf.create_function(name, zip_bytes=_zip(FAILS))
+    assert config(escf, name)["RetryConfig"] == [{"RetryNum": 2}]
+
+
+def test_an_event_whose_function_is_deleted_before_it_runs_fails_unretried(stratus):
+    srv = stratus(env={**EVENT_ENV, "STRATUS_EVENT_SLOTS": "1"})
+    scf = Scf(srv.client())
+    slow = scf.create_function(zip_bytes=_zip(SLOW), Timeout=10)
+    gone = scf.create_function(zip_bytes=_zip(QUICK))
+    first = send(scf, slow)
+    time.sleep(0.5)
+    queued = send(scf, gone)
+    assert status(scf, queued)["Status"] == "RUNNING"
+    scf.call("DeleteFunction", {"FunctionName": gone})
+    scf.wait_gone(gone)
+    ended = wait_ended(scf, queued)
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 404, ended
+    assert wait_ended(scf, first)["Status"] == "FINISHED"
+
+
 def test_events_queued_at_a_kill_all_finish_after_the_restart(stratus):
     srv = stratus(env={**EVENT_ENV, "STRATUS_EVENT_SLOTS": "4"})
     scf = Scf(srv.client())

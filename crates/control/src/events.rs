@@ -5,7 +5,7 @@
 //! number), and end each attempt:
 //!
 //! - the function returned: `FINISHED`, status 200;
-//! - a function error (430, 433, 434, 439, …): retried `retry_num` times after the configured delays (SCF: 60 s,
+//! - a function error (430, 433, 434, 439, …): retried `RetryNum` times (the function's setting, else the server's) after the configured delays (SCF: 60 s,
 //!   then 120 s), then `FAILED` with its last error;
 //! - a throttle (432) or a platform fault: retried with exponential back-off capped at `backoff_max_ms` until the
 //!   event is `msg_ttl_ms` old, then `FAILED`;
@@ -30,6 +30,11 @@ use tokio::sync::{oneshot, watch};
 
 use crate::{Caller, Control, ControlError, Invocation, Result};
 
+/// SCF's limits of a function's retry settings (GetAccount's `RetryNumLimit`, `MinMsgTTL`, `MaxMsgTTL`).
+pub const MAX_RETRY_NUM: i64 = 2;
+pub const MIN_MSG_TTL_SECS: i64 = 60;
+pub const MAX_MSG_TTL_SECS: i64 = 21_600;
+
 /// Largest event of an asynchronous invocation (SCF: 128 KB).
 pub const MAX_EVENT_BYTES: usize = 128 * 1024;
 
@@ -42,11 +47,12 @@ pub struct EventsConfig {
     pub poll: Duration,
     /// How long a claimed event stays leased without a heartbeat (the database's clock).
     pub lease_ms: i64,
-    /// Retries of a function error (SCF's `RetryNum`, 0–2; default 2).
+    /// Retries of a function error (SCF's `RetryNum`, 0–2; default 2) for functions that set none.
     pub retry_num: i64,
     /// The delay before each retry of a function error; the last one repeats (SCF: 60 s, then 120 s).
     pub retry_delays_ms: Vec<i64>,
-    /// How long throttles and platform faults are retried, from the event's acceptance (SCF's `MsgTTL`).
+    /// How long throttles and platform faults are retried, from the event's acceptance (SCF's `MsgTTL`), for
+    /// functions that set none.
     pub msg_ttl_ms: i64,
     /// The first back-off after a throttle or fault; it doubles on each, up to `backoff_max_ms`.
     pub backoff_initial_ms: i64,
@@ -204,6 +210,92 @@ impl Control {
             .await?)
     }
 
+    /// `GetFunctionEventInvokeConfig`: a function's `(RetryNum, MsgTTL)`, the server's defaults until it sets its
+    /// own. A `qualifier` other than `$LATEST` must exist (the settings are the function's, whatever the qualifier).
+    pub async fn event_invoke_config(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        qualifier: Option<&str>,
+    ) -> Result<(i64, i64)> {
+        let key = self.key(caller, namespace, name);
+        self.latest(&key).await?;
+        if let Some(q) = qualifier.filter(|q| *q != model::Qualifier::LATEST) {
+            let exists = match model::Qualifier::parse(q) {
+                Some(_) => self.store.function(&key, q).await?.is_some(),
+                None => self.store.alias(&key, q).await?.is_some(),
+            };
+            if !exists {
+                return Err(ControlError::QualifierNotFound {
+                    name: key.name.clone(),
+                    qualifier: q.to_string(),
+                });
+            }
+        }
+        self.retry_settings(&key).await
+    }
+
+    /// The retry settings in force for a function.
+    async fn retry_settings(&self, key: &FunctionKey) -> Result<(i64, i64)> {
+        let cfg = &self.cfg.events;
+        Ok(self
+            .store
+            .event_config(key.app_id, &key.namespace, &key.name)
+            .await?
+            .unwrap_or((cfg.retry_num, cfg.msg_ttl_ms / 1000)))
+    }
+
+    /// `UpdateFunctionEventInvokeConfig`: `RetryNum` 0–2 (`LimitExceeded.RetryNum`), `MsgTTL` 60–21600 s
+    /// (`LimitExceeded.MsgTTL`), the limits GetAccount shows.
+    pub async fn update_event_invoke_config(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        retry_num: i64,
+        msg_ttl_secs: i64,
+    ) -> Result<()> {
+        if !(0..=MAX_RETRY_NUM).contains(&retry_num) {
+            return Err(ControlError::LimitExceeded {
+                what: "RetryNum",
+                message: format!(
+                    "RetryNum must be between 0 and {MAX_RETRY_NUM}, not {retry_num}."
+                ),
+            });
+        }
+        if !(MIN_MSG_TTL_SECS..=MAX_MSG_TTL_SECS).contains(&msg_ttl_secs) {
+            return Err(ControlError::LimitExceeded {
+                what: "MsgTTL",
+                message: format!(
+                    "MsgTTL must be between {MIN_MSG_TTL_SECS} and {MAX_MSG_TTL_SECS} seconds, not {msg_ttl_secs}."
+                ),
+            });
+        }
+        let key = self.key(caller, namespace, name);
+        self.latest(&key).await?;
+        match self
+            .store
+            .put_event_config(
+                key.app_id,
+                &key.namespace,
+                &key.name,
+                retry_num,
+                msg_ttl_secs,
+                self.cfg.clock.now_ms(),
+            )
+            .await
+        {
+            Ok(()) => Ok(()),
+            // Deleted meanwhile.
+            Err(StoreError::Conflict) => Err(ControlError::FunctionNotFound {
+                namespace: key.namespace,
+                name: key.name,
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Runs the dispatcher's slots until `shutdown` turns true; each slot finishes the event it runs first.
     /// `node` names this process in leases.
     pub async fn run_dispatcher(&self, node: &str, shutdown: watch::Receiver<bool>) {
@@ -295,6 +387,11 @@ impl Control {
             namespace: r.namespace.clone(),
             name: r.function_name.clone(),
         };
+        // The function's own settings (UpdateFunctionEventInvokeConfig), else the server's.
+        let (retry_num, msg_ttl_ms) = match self.retry_settings(&key).await {
+            Ok((n, ttl)) => (n, ttl.saturating_mul(1000)),
+            Err(_) => (cfg.retry_num, cfg.msg_ttl_ms),
+        };
         let ran = match self
             .runnable(key, None, r.qualifier.clone(), r.version.clone())
             .await
@@ -316,7 +413,7 @@ impl Control {
             Ok(o) if o.result.is_ok() => done(FINISHED, 200, String::new()),
             Ok(o) => {
                 let code = i64::from(o.status_code);
-                if r.retry_num < cfg.retry_num {
+                if r.retry_num < retry_num {
                     let delays = &cfg.retry_delays_ms;
                     let i = usize::try_from(r.retry_num).unwrap_or(0);
                     let delay = delays.get(i).or(delays.last()).copied().unwrap_or(0);
@@ -338,13 +435,13 @@ impl Control {
                         .backoff_initial_ms
                         .saturating_mul(1i64 << exp.min(40))
                         .min(cfg.backoff_max_ms);
-                    if ev.age_ms.saturating_add(delay) >= cfg.msg_ttl_ms {
+                    if ev.age_ms.saturating_add(delay) >= msg_ttl_ms {
                         done(
                             FAILED,
                             code,
                             format!(
                                 "{e}; the event reached its MsgTTL ({} s)",
-                                cfg.msg_ttl_ms / 1000
+                                msg_ttl_ms / 1000
                             ),
                         )
                     } else {

@@ -116,18 +116,34 @@ impl Db {
         self.dialect
     }
 
+    /// A transaction that holds the migrations' lock: the advisory lock on PostgreSQL, SQLite's write lock taken at
+    /// `BEGIN IMMEDIATE` (a deferred transaction that reads first cannot take it later while another process
+    /// migrates: it fails at once with "database is locked" instead of waiting). Two processes starting together
+    /// on one fresh database thus migrate one after the other.
+    async fn begin_migration(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.write.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => {
+                let mut tx = self.write.begin().await?;
+                tx.execute("SELECT pg_advisory_xact_lock(7401)").await?;
+                tx
+            }
+        })
+    }
+
     async fn migrate(&self) -> Result<()> {
-        self.write
-            .execute(
+        {
+            // Under the migrations' lock on PostgreSQL too: two nodes creating the table together would otherwise
+            // collide in the catalog (`CREATE TABLE IF NOT EXISTS` is not safe against a concurrent create).
+            let mut tx = self.begin_migration().await?;
+            tx.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_ms BIGINT NOT NULL)",
             )
             .await?;
+            tx.commit().await?;
+        }
         for m in MIGRATIONS {
-            let mut tx = self.write.begin().await?;
-            if self.dialect == Dialect::Postgres {
-                // Two nodes starting together must not both apply a migration.
-                tx.execute("SELECT pg_advisory_xact_lock(7401)").await?;
-            }
+            let mut tx = self.begin_migration().await?;
             let done = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                 .bind(m.version)
                 .fetch_optional(&mut *tx)

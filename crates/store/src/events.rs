@@ -420,4 +420,58 @@ impl Store {
             .await?;
         Ok(r.try_get("n")?)
     }
+
+    /// A function's retry settings `(retry_num, msg_ttl_secs)`, if it ever set them.
+    pub async fn event_config(
+        &self,
+        app_id: i64,
+        namespace: &str,
+        function_name: &str,
+    ) -> Result<Option<(i64, i64)>> {
+        let r = sqlx::query(
+            "SELECT retry_num, msg_ttl_secs FROM event_configs \
+             WHERE app_id = $1 AND namespace = $2 AND function_name = $3",
+        )
+        .bind(app_id)
+        .bind(namespace)
+        .bind(function_name)
+        .fetch_optional(&self.db.read)
+        .await?;
+        r.map(|r| Ok((r.try_get("retry_num")?, r.try_get("msg_ttl_secs")?)))
+            .transpose()
+    }
+
+    /// Sets a function's retry settings. The row references the function's `$LATEST` record: a function deleted
+    /// meanwhile makes the write fail (`Conflict`), and deleting the function later deletes the settings.
+    pub async fn put_event_config(
+        &self,
+        app_id: i64,
+        namespace: &str,
+        function_name: &str,
+        retry_num: i64,
+        msg_ttl_secs: i64,
+        now: i64,
+    ) -> Result<()> {
+        let r = sqlx::query(
+            "INSERT INTO event_configs (app_id, namespace, function_name, qualifier, retry_num, msg_ttl_secs, mod_ms) \
+             VALUES ($1, $2, $3, '$LATEST', $4, $5, $6) \
+             ON CONFLICT (app_id, namespace, function_name) \
+             DO UPDATE SET retry_num = EXCLUDED.retry_num, msg_ttl_secs = EXCLUDED.msg_ttl_secs, mod_ms = EXCLUDED.mod_ms",
+        )
+        .bind(app_id)
+        .bind(namespace)
+        .bind(function_name)
+        .bind(retry_num)
+        .bind(msg_ttl_secs)
+        .bind(now)
+        .execute(&self.db.write)
+        .await;
+        match r {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                Err(StoreError::Conflict)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }

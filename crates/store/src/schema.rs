@@ -200,6 +200,9 @@ CREATE INDEX triggers_open ON triggers (trigger_type) WHERE enabled = 1;
 /// the time of its next attempt (`lease_owner` NULL). `fair_rank` orders claims so that one function's backlog
 /// does not starve the others (see `Store::insert_event`).
 ///
+/// `event_configs` holds a function's retry settings (UpdateFunctionEventInvokeConfig); it references the function's
+/// `$LATEST` record, so deleting the function deletes them in that transaction.
+///
 /// An invocation record is now one attempt: the retries of an event share its request id and differ by
 /// `retry_num`, so the key becomes (request_id, retry_num); the table is rebuilt (SQLite cannot change a key).
 const V8: &str = r#"
@@ -232,6 +235,18 @@ CREATE TABLE async_events (
 CREATE INDEX async_events_due ON async_events (fair_rank, start_ms) WHERE status = 'RUNNING';
 CREATE INDEX async_events_by_function ON async_events (app_id, namespace, function_name, status, fair_rank);
 CREATE INDEX async_events_ended ON async_events (updated_ms) WHERE status <> 'RUNNING';
+CREATE TABLE event_configs (
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    retry_num BIGINT NOT NULL,
+    msg_ttl_secs BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, namespace, function_name),
+    FOREIGN KEY (app_id, namespace, function_name, qualifier)
+        REFERENCES functions (app_id, namespace, name, qualifier) ON DELETE CASCADE
+);
 CREATE TABLE invocations_v8 (
     request_id TEXT NOT NULL,
     retry_num BIGINT NOT NULL,

@@ -453,7 +453,25 @@ async fn listing_filters_order_and_paging(b: Backend) {
     assert_eq!(store.async_events(&query("f")).await.expect("list").1, 6);
 }
 
+async fn retry_settings_need_their_function(b: Backend) {
+    let (store, _db, _dir) = open(&b).await;
+    assert_eq!(
+        store.event_config(APP, "default", "f").await.expect("read"),
+        None
+    );
+    assert!(matches!(
+        store.put_event_config(APP, "default", "f", 1, 600, 1).await,
+        Err(StoreError::Conflict)
+    ));
+    assert_eq!(
+        store.event_config(APP, "default", "f").await.expect("read"),
+        None,
+        "nothing written for a function that does not exist"
+    );
+}
+
 on_both_backends_async!(
+    retry_settings_need_their_function,
     accepted_events_are_claimed_with_their_content,
     claims_are_exclusive_under_concurrency,
     a_lapsed_lease_is_dispatched_again_and_fenced,

@@ -1,4 +1,5 @@
-//! GetAsyncEventStatus and ListAsyncEvents, over the stored asynchronous events (always the caller's account).
+//! GetAsyncEventStatus and ListAsyncEvents, over the stored asynchronous events (always the caller's account), and
+//! a function's retry settings (Get/UpdateFunctionEventInvokeConfig).
 
 use control::{EventQuery, EventRow, ListEvents};
 use model::time::{format_ms, parse_ms};
@@ -150,6 +151,61 @@ pub(crate) async fn list(
         event_list: Some(events.into_iter().map(item).collect()),
         request_id: None,
     })
+}
+
+pub(crate) async fn get_config(
+    cx: &Cx,
+    r: wire::GetFunctionEventInvokeConfigRequest,
+) -> R<wire::GetFunctionEventInvokeConfigResponse> {
+    let name = required_str(r.function_name, "FunctionName")?;
+    let (retry_num, msg_ttl) = cx
+        .ctl
+        .event_invoke_config(
+            &cx.caller,
+            &namespace(r.namespace),
+            &name,
+            r.qualifier.as_deref().filter(|q| !q.is_empty()),
+        )
+        .await?;
+    Ok(wire::GetFunctionEventInvokeConfigResponse {
+        async_trigger_config: Some(wire::AsyncTriggerConfig {
+            retry_config: Some(vec![wire::RetryConfig {
+                retry_num: Some(retry_num),
+            }]),
+            msg_ttl: Some(msg_ttl),
+        }),
+        request_id: None,
+    })
+}
+
+pub(crate) async fn update_config(
+    cx: &Cx,
+    r: wire::UpdateFunctionEventInvokeConfigRequest,
+) -> R<wire::UpdateFunctionEventInvokeConfigResponse> {
+    let name = required_str(r.function_name, "FunctionName")?;
+    let config = r
+        .async_trigger_config
+        .ok_or_else(|| ApiError::missing("AsyncTriggerConfig"))?;
+    let msg_ttl = config
+        .msg_ttl
+        .ok_or_else(|| ApiError::missing("AsyncTriggerConfig.MsgTTL"))?;
+    // The retries of function errors are the first entry (SCF shows one; a second, when sent, is ignored).
+    let retry_num = config
+        .retry_config
+        .unwrap_or_default()
+        .first()
+        .and_then(|c| c.retry_num)
+        .ok_or_else(|| ApiError::missing("AsyncTriggerConfig.RetryConfig.RetryNum"))?;
+    cx.ctl
+        .update_event_invoke_config(
+            &cx.caller,
+            &namespace(r.namespace),
+            &name,
+            retry_num,
+            msg_ttl,
+        )
+        .await?;
+    Ok(wire::UpdateFunctionEventInvokeConfigResponse { request_id: None })
 }
 
 #[cfg(test)]
