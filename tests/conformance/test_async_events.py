@@ -311,3 +311,27 @@ def test_events_queued_at_a_kill_all_finish_after_the_restart(stratus):
     # Only those running at the kill (at most the 4 slots) may have run twice; their second run is the same
     # attempt and keeps one record, so each event has exactly one.
     assert all(n == 1 for n in runs.values()), runs
+
+
+def test_a_throttled_event_is_retried_with_back_off_until_its_msg_ttl(stratus, tmp_path):
+    # One instance per function: while the slow event runs, the second is throttled (432), retried after 0.2, 0.4
+    # and 0.8 s, and fails at 1.4 s, when its next attempt (1.6 s later) would be past its MsgTTL (3 s).
+    cfg = tmp_path / "stratus.toml"
+    cfg.write_text("[execution]\nmax_per_function = 1\n")
+    srv = stratus(env={**EVENT_ENV, "STRATUS_CONFIG": str(cfg), "STRATUS_EVENT_BACKOFF_MS": "200",
+                       "STRATUS_EVENT_MSG_TTL_SECS": "3"})
+    scf = Scf(srv.client())
+    name = scf.create_function(zip_bytes=_zip(
+        "import time\ndef main_handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return event\n"),
+        Timeout=20)
+    slow = send(scf, name, {"sleep": 6})
+    time.sleep(0.5)
+    started = time.monotonic()
+    throttled = send(scf, name, {"sleep": 0})
+    ended = wait_ended(scf, throttled, timeout=30)
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 432, ended
+    assert 1.2 <= time.monotonic() - started < 5.5, "retried, then failed at its MsgTTL before the slow event ended"
+    assert status(scf, slow)["Status"] == "RUNNING"
+    assert wait_ended(scf, slow)["Status"] == "FINISHED"
+    runs = scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": throttled})["Data"]
+    assert runs == [], "a throttled attempt never ran the function"
