@@ -227,6 +227,30 @@ def test_list_async_events_filters_order_and_paging(escf):
                {"FunctionName": name, "StartTimeInterval": {"Start": "yesterday", "End": _utc(after)}})
 
 
+def test_terminate_stops_a_running_event(escf):
+    name = function(escf, "import time\ndef main_handler(event, context):\n    time.sleep(8)\n    return 1\n",
+                    Timeout=20)
+    rid = send(escf, name)
+    time.sleep(1.0)
+    assert status(escf, rid)["Status"] == "RUNNING"
+    escf.error("UnsupportedOperation", "TerminateAsyncEvent",
+               {"FunctionName": name, "InvokeRequestId": rid, "GraceShutdown": True})
+    started = time.monotonic()
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid})
+    ended = wait_ended(escf, rid, timeout=10)
+    assert ended == {"Status": "ABORTED", "StatusCode": 439, "InvokeRequestId": rid}, ended
+    assert time.monotonic() - started < 3, "stopped at once, not at the function's end"
+    escf.error("FailedOperation.AsyncEventStatus", "TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid})
+    escf.error("ResourceNotFound.AsyncEvent", "TerminateAsyncEvent",
+               {"FunctionName": name, "InvokeRequestId": "no-such-request"})
+    escf.error("ResourceNotFound.Function", "TerminateAsyncEvent",
+               {"FunctionName": "no-such-function", "InvokeRequestId": rid})
+    assert escf.call("ListAsyncEvents", {"FunctionName": name, "Status": ["ABORTED"]})["TotalCount"] == 1
+    # The function still runs: a new event runs to its end.
+    again = send(escf, name)
+    assert wait_ended(escf, again, timeout=30)["Status"] == "FINISHED"
+
+
 def config(scf: Scf, name: str, **kw) -> dict:
     return scf.call("GetFunctionEventInvokeConfig", {"FunctionName": name, **kw})["AsyncTriggerConfig"]
 

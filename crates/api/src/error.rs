@@ -72,6 +72,7 @@ impl From<ControlError> for ApiError {
             ControlError::Unsupported(_) => "UnsupportedOperation".into(),
             ControlError::EventTooLarge(_) => "InvalidParameter.RequestTooLarge".into(),
             ControlError::AsyncEventNotFound(_) => "ResourceNotFound.AsyncEvent".into(),
+            ControlError::AsyncEventEnded { .. } => "FailedOperation.AsyncEventStatus".into(),
             ControlError::Throttled { .. } => "ResourceUnavailable.ConcurrencyLimit".into(),
             ControlError::Execution(_) => "FailedOperation.InvokeFunction".into(),
             ControlError::Store(_) | ControlError::Internal(_) => {

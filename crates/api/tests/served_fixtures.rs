@@ -89,6 +89,7 @@ served! {
         ListVersionByFunction => (ListVersionByFunctionRequest, ListVersionByFunctionResponse),
         PublishLayerVersion => (PublishLayerVersionRequest, PublishLayerVersionResponse),
         PublishVersion => (PublishVersionRequest, PublishVersionResponse),
+        TerminateAsyncEvent => (TerminateAsyncEventRequest, TerminateAsyncEventResponse),
         UpdateAlias => (UpdateAliasRequest, UpdateAliasResponse),
         UpdateFunctionCode => (UpdateFunctionCodeRequest, UpdateFunctionCodeResponse),
         UpdateFunctionConfiguration => (UpdateFunctionConfigurationRequest, UpdateFunctionConfigurationResponse),

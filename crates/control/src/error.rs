@@ -76,6 +76,9 @@ pub enum ControlError {
     EventTooLarge(usize),
     #[error("asynchronous event {0} does not exist")]
     AsyncEventNotFound(String),
+    /// TerminateAsyncEvent of an event that already ended (`FailedOperation.AsyncEventStatus`).
+    #[error("asynchronous event {id} is {status}: only a RUNNING event can be terminated")]
+    AsyncEventEnded { id: String, status: String },
     /// A feature Stratus does not offer (yet).
     #[error("{0}")]
     Unsupported(String),

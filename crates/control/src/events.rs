@@ -21,12 +21,13 @@
 //! functions comes from the store's claim order (see `store::events`); the engine's concurrency limits apply to
 //! events as to synchronous calls, and an event refused by them is a throttle.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use model::FunctionKey;
-use store::events::{FAILED, FINISHED};
-use store::{ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent, StoreError};
-use tokio::sync::{oneshot, watch};
+use store::events::{ABORTED, FAILED, FINISHED};
+use store::{Abort, ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent, StoreError};
+use tokio::sync::{Notify, oneshot, watch};
 
 use crate::{Caller, Control, ControlError, Invocation, Result};
 
@@ -84,6 +85,8 @@ impl Default for EventsConfig {
 const GONE: i64 = 404;
 /// SCF's status of an event whose record may not run (e.g. a version being deleted).
 const NOT_RUNNABLE: i64 = 400;
+/// The status of an event stopped by TerminateAsyncEvent (its instance is killed, as a process that exits: 439).
+const ABORTED_CODE: i64 = 439;
 /// A platform fault (the engine could not run the event, a store error).
 const PLATFORM_FAULT: i64 = 500;
 
@@ -102,6 +105,7 @@ async fn keep_leased(
     ev: ClaimedEvent,
     lease_ms: i64,
     lost: oneshot::Sender<()>,
+    stop: Arc<Notify>,
 ) {
     let period = Duration::from_millis((lease_ms / 3).max(1) as u64);
     let retry = Duration::from_millis((lease_ms / 20).clamp(1, 500) as u64);
@@ -109,7 +113,13 @@ async fn keep_leased(
     loop {
         tokio::time::sleep(wait).await;
         wait = match store.renew_event(&ev, lease_ms).await {
-            Ok(()) => period,
+            Ok(abort) => {
+                if abort {
+                    // TerminateAsyncEvent on another node.
+                    stop.notify_one();
+                }
+                period
+            }
             Err(StoreError::StaleOperation(_)) => {
                 tracing::warn!(event = %ev.row.id, attempt = ev.attempt, "event lease lost: another dispatcher took it over");
                 let _ = lost.send(());
@@ -339,12 +349,26 @@ impl Control {
             tracing::info!(event = %ev.row.id, attempt = ev.attempt, failures = ev.failures, "running an event again: its dispatcher stopped while it ran");
         }
         let (lost_tx, lost) = oneshot::channel();
-        let heartbeat = tokio::spawn(keep_leased(self.store.clone(), ev.clone(), lease, lost_tx));
+        // TerminateAsyncEvent: told directly on this node, or through the heartbeat from another one.
+        let stop = Arc::new(Notify::new());
+        self.running_events()
+            .insert(ev.row.id.clone(), stop.clone());
+        let heartbeat = tokio::spawn(keep_leased(
+            self.store.clone(),
+            ev.clone(),
+            lease,
+            lost_tx,
+            stop.clone(),
+        ));
+        // Stopping drops the attempt, and with it the instance running the event (the engine kills an instance
+        // whose invocation is dropped).
         let end = tokio::select! {
             end = self.attempt(&ev) => Some(end),
+            _ = stop.notified() => Some(self.aborted()),
             _ = lost => None,
         };
         heartbeat.abort();
+        self.running_events().remove(&ev.row.id);
         let Some(end) = end else {
             return Ok(true);
         };
@@ -358,8 +382,74 @@ impl Control {
         Ok(true)
     }
 
+    /// The events this node runs, each with the signal that stops it.
+    fn running_events(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Notify>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn aborted(&self) -> EventEnd {
+        EventEnd::Done {
+            status: ABORTED,
+            status_code: ABORTED_CODE,
+            error: "terminated by TerminateAsyncEvent".into(),
+            end_ms: self.cfg.clock.now_ms(),
+        }
+    }
+
+    /// `TerminateAsyncEvent`: an event waiting for an attempt ends `ABORTED` at once; a running one is stopped
+    /// (its instance killed) by the dispatcher that runs it, at once on this node and at its next lease renewal
+    /// (a third of the lease) on another. `GraceShutdown=true` (SIGTERM, then the kill after a grace period) is
+    /// not offered: the engine stops an instance only by killing it.
+    pub async fn terminate_async_event(
+        &self,
+        caller: &Caller,
+        namespace: &str,
+        name: &str,
+        id: &str,
+        grace: bool,
+    ) -> Result<()> {
+        if grace {
+            return Err(ControlError::Unsupported(
+                "GraceShutdown=true (SIGTERM to the function, then the kill after a grace period) is not supported by Stratus yet; without it the instance running the event is stopped at once.".into(),
+            ));
+        }
+        let key = self.key(caller, namespace, name);
+        self.latest(&key).await?;
+        match self
+            .store
+            .abort_event(
+                key.app_id,
+                &key.namespace,
+                &key.name,
+                id,
+                ABORTED_CODE,
+                self.cfg.clock.now_ms(),
+            )
+            .await?
+        {
+            None => Err(ControlError::AsyncEventNotFound(id.to_string())),
+            Some(Err(status)) => Err(ControlError::AsyncEventEnded {
+                id: id.to_string(),
+                status,
+            }),
+            Some(Ok(Abort::Ended)) => Ok(()),
+            Some(Ok(Abort::Requested)) => {
+                if let Some(stop) = self.running_events().get(id) {
+                    stop.notify_one();
+                }
+                Ok(())
+            }
+        }
+    }
+
     /// Runs one attempt and decides how it ends.
     async fn attempt(&self, ev: &ClaimedEvent) -> EventEnd {
+        if ev.abort_requested {
+            // Terminated while an earlier attempt ran, whose dispatcher then died.
+            return self.aborted();
+        }
         let cfg = &self.cfg.events;
         let r = &ev.row;
         let done = |status, status_code, error: String| EventEnd::Done {

@@ -107,6 +107,8 @@ pub struct Control {
     pub(crate) work: Arc<Notify>,
     /// Wakes a dispatcher slot when an event was accepted.
     pub(crate) events: Arc<Notify>,
+    /// The events this node runs, each with the signal that stops it (TerminateAsyncEvent).
+    pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
@@ -125,6 +127,7 @@ impl Control {
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),
             events: Arc::new(Notify::new()),
+            running: Arc::default(),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
             recorder: Arc::new(records::Recorder::new(records::RECORD_QUEUE_BYTES)),

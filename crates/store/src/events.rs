@@ -82,9 +82,20 @@ pub struct ClaimedEvent {
     pub attempt: i64,
     /// Earlier claims that let their lease run out without ending the attempt.
     pub failures: i64,
+    /// TerminateAsyncEvent asked for it to stop while an earlier attempt held it.
+    pub abort_requested: bool,
     /// How old the event is, on the database's clock (for `MsgTTL`).
     pub age_ms: i64,
     pub owner: String,
+}
+
+/// What TerminateAsyncEvent did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Abort {
+    /// Nobody ran it: it is `ABORTED` now.
+    Ended,
+    /// A dispatcher runs it: it was asked to stop.
+    Requested,
 }
 
 /// How an attempt ends.
@@ -186,13 +197,13 @@ impl Store {
         let sql = format!(
             "INSERT INTO async_events (id, app_id, uin, region, namespace, function_name, qualifier, version, \
              invoke_type, event, status, status_code, last_error, start_ms, end_ms, retry_num, throttles, attempt, \
-             failures, lease_owner, due_ms, fair_rank, accepted_db_ms, updated_ms) \
+             failures, lease_owner, due_ms, fair_rank, abort_requested, accepted_db_ms, updated_ms) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'RUNNING', 202, '', $11, NULL, 0, 0, 0, 0, NULL, \
              {now}, {greatest}( \
                (SELECT COALESCE(MIN(fair_rank), 0) FROM async_events WHERE status = 'RUNNING'), \
                (SELECT COALESCE(MAX(fair_rank) + 1, 0) FROM async_events \
                 WHERE app_id = $2 AND namespace = $5 AND function_name = $6 AND status = 'RUNNING')), \
-             {now}, {now})"
+             0, {now}, {now})"
         );
         sqlx::query(&sql)
             .bind(&e.id)
@@ -227,7 +238,7 @@ impl Store {
              WHERE id = (SELECT id FROM async_events WHERE status = 'RUNNING' AND due_ms <= {now} \
                          ORDER BY fair_rank, start_ms LIMIT 1{lock}) \
              AND status = 'RUNNING' AND due_ms <= {now} \
-             RETURNING {COLUMNS}, event, attempt, failures, {now} - accepted_db_ms AS age_ms"
+             RETURNING {COLUMNS}, event, attempt, failures, abort_requested, {now} - accepted_db_ms AS age_ms"
         );
         let r = sqlx::query(&sql)
             .bind(owner)
@@ -240,6 +251,7 @@ impl Store {
                 event: r.try_get("event")?,
                 attempt: r.try_get("attempt")?,
                 failures: r.try_get("failures")?,
+                abort_requested: r.try_get::<i64, _>("abort_requested")? != 0,
                 age_ms: r.try_get("age_ms")?,
                 owner: owner.to_string(),
             })
@@ -247,25 +259,81 @@ impl Store {
         .transpose()
     }
 
-    /// Renews a held event's lease for `lease_ms` from now (the database's clock). `StaleOperation` when this
-    /// attempt no longer holds it (it ended, or another dispatcher claimed it after the lease ran out).
-    pub async fn renew_event(&self, e: &ClaimedEvent, lease_ms: i64) -> Result<()> {
+    /// Renews a held event's lease for `lease_ms` from now (the database's clock), and says whether
+    /// TerminateAsyncEvent asked for the event to stop. `StaleOperation` when this attempt no longer holds it (it
+    /// ended, or another dispatcher claimed it after the lease ran out).
+    pub async fn renew_event(&self, e: &ClaimedEvent, lease_ms: i64) -> Result<bool> {
         let now = self.db.dialect.now_ms_sql();
         let sql = format!(
             "UPDATE async_events SET due_ms = {now} + $1, updated_ms = {now} \
-             WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND status = 'RUNNING'"
+             WHERE id = $2 AND attempt = $3 AND lease_owner = $4 AND status = 'RUNNING' \
+             RETURNING abort_requested"
         );
         let r = sqlx::query(&sql)
             .bind(lease_ms)
             .bind(&e.row.id)
             .bind(e.attempt)
             .bind(&e.owner)
-            .execute(&self.db.write)
+            .fetch_optional(&self.db.write)
             .await?;
-        if r.rows_affected() == 1 {
-            Ok(())
+        match r {
+            Some(r) => Ok(r.try_get::<i64, _>("abort_requested")? != 0),
+            None => Err(StoreError::StaleOperation(e.row.id.clone())),
+        }
+    }
+
+    /// TerminateAsyncEvent: an event that no dispatcher holds (waiting for its first attempt or a retry, or whose
+    /// holder's lease ran out) ends `ABORTED` here; one that is running is flagged, and its holder stops it at its
+    /// next renewal (or at once when it runs on this node and is told directly). `None` when the account's
+    /// function has no such event; `Some(Err(status))` when it already ended.
+    pub async fn abort_event(
+        &self,
+        app_id: i64,
+        namespace: &str,
+        function_name: &str,
+        id: &str,
+        status_code: i64,
+        end_ms: i64,
+    ) -> Result<Option<std::result::Result<Abort, String>>> {
+        let Some(row) = self.async_event(app_id, id).await? else {
+            return Ok(None);
+        };
+        if row.namespace != namespace || row.function_name != function_name {
+            return Ok(None);
+        }
+        if row.status != RUNNING {
+            return Ok(Some(Err(row.status)));
+        }
+        let now = self.db.dialect.now_ms_sql();
+        let ended = sqlx::query(&format!(
+            "UPDATE async_events SET status = 'ABORTED', status_code = $1, end_ms = $2, lease_owner = NULL, \
+             event = '', updated_ms = {now} \
+             WHERE id = $3 AND status = 'RUNNING' AND (lease_owner IS NULL OR due_ms <= {now})"
+        ))
+        .bind(status_code)
+        .bind(end_ms)
+        .bind(id)
+        .execute(&self.db.write)
+        .await?;
+        if ended.rows_affected() == 1 {
+            return Ok(Some(Ok(Abort::Ended)));
+        }
+        let flagged = sqlx::query(&format!(
+            "UPDATE async_events SET abort_requested = 1, updated_ms = {now} WHERE id = $1 AND status = 'RUNNING'"
+        ))
+        .bind(id)
+        .execute(&self.db.write)
+        .await?;
+        if flagged.rows_affected() == 1 {
+            Ok(Some(Ok(Abort::Requested)))
         } else {
-            Err(StoreError::StaleOperation(e.row.id.clone()))
+            // It ended meanwhile.
+            let status = self
+                .async_event(app_id, id)
+                .await?
+                .map(|r| r.status)
+                .unwrap_or_else(|| FINISHED.to_string());
+            Ok(Some(Err(status)))
         }
     }
 

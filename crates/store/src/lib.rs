@@ -22,7 +22,7 @@ pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
-pub use events::{ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent};
+pub use events::{Abort, ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};

@@ -229,6 +229,7 @@ CREATE TABLE async_events (
     lease_owner TEXT,
     due_ms BIGINT NOT NULL,
     fair_rank BIGINT NOT NULL,
+    abort_requested BIGINT NOT NULL,
     accepted_db_ms BIGINT NOT NULL,
     updated_ms BIGINT NOT NULL
 );

@@ -470,7 +470,91 @@ async fn retry_settings_need_their_function(b: Backend) {
     );
 }
 
+async fn terminating_ends_a_waiting_event_and_flags_a_running_one(b: Backend) {
+    let (store, _db, _dir) = open(&b).await;
+    store
+        .insert_event(&event("waiting", "f", 1))
+        .await
+        .expect("accept");
+    store
+        .insert_event(&event("running", "f", 2))
+        .await
+        .expect("accept");
+    let abort = |id: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .abort_event(APP, "default", "f", id, 439, 9_000)
+                .await
+                .expect("abort")
+        }
+    };
+    assert_eq!(abort("nope").await, None);
+    assert_eq!(
+        store
+            .abort_event(APP, "default", "g", "waiting", 439, 9_000)
+            .await
+            .expect("abort"),
+        None,
+        "another function's id is not found"
+    );
+    let held = loop {
+        let c = store
+            .claim_event("n/0", 60_000)
+            .await
+            .expect("claim")
+            .expect("due");
+        if c.row.id == "running" {
+            break c;
+        }
+        // Give the other one back for later.
+        store
+            .end_attempt(
+                &c,
+                EventEnd::Retry {
+                    delay_ms: 60_000,
+                    function_error: true,
+                    status_code: 430,
+                    error: String::new(),
+                },
+            )
+            .await
+            .expect("retry later");
+    };
+    assert_eq!(abort("waiting").await, Some(Ok(store::Abort::Ended)));
+    let row = store
+        .async_event(APP, "waiting")
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(
+        (row.status.as_str(), row.status_code, row.end_ms),
+        ("ABORTED", 439, Some(9_000))
+    );
+    assert_eq!(abort("waiting").await, Some(Err("ABORTED".to_string())));
+    assert!(!store.renew_event(&held, 60_000).await.expect("renew"));
+    assert_eq!(abort("running").await, Some(Ok(store::Abort::Requested)));
+    assert!(
+        store.renew_event(&held, 60_000).await.expect("renew"),
+        "the holder is told"
+    );
+    store
+        .end_attempt(&held, done(store::events::ABORTED, 439))
+        .await
+        .expect("end");
+    assert_eq!(
+        store
+            .async_event(APP, "running")
+            .await
+            .expect("read")
+            .expect("kept")
+            .status,
+        "ABORTED"
+    );
+}
+
 on_both_backends_async!(
+    terminating_ends_a_waiting_event_and_flags_a_running_one,
     retry_settings_need_their_function,
     accepted_events_are_claimed_with_their_content,
     claims_are_exclusive_under_concurrency,

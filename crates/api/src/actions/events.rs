@@ -153,6 +153,24 @@ pub(crate) async fn list(
     })
 }
 
+pub(crate) async fn terminate(
+    cx: &Cx,
+    r: wire::TerminateAsyncEventRequest,
+) -> R<wire::TerminateAsyncEventResponse> {
+    let name = required_str(r.function_name, "FunctionName")?;
+    let id = required_str(r.invoke_request_id, "InvokeRequestId")?;
+    cx.ctl
+        .terminate_async_event(
+            &cx.caller,
+            &namespace(r.namespace),
+            &name,
+            &id,
+            r.grace_shutdown.unwrap_or(false),
+        )
+        .await?;
+    Ok(wire::TerminateAsyncEventResponse { request_id: None })
+}
+
 pub(crate) async fn get_config(
     cx: &Cx,
     r: wire::GetFunctionEventInvokeConfigRequest,
