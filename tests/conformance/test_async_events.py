@@ -3,21 +3,26 @@ once with the request id and the function runs later; the event ends FINISHED (a
 GetFunctionLogs), or, for a failing function, is retried RetryNum times (second-scale delays here) and ends FAILED
 with every attempt recorded under its RetryNum; an oversized event and a missing function or qualifier are refused
 as for a synchronous call; GetAsyncEventStatus and ListAsyncEvents (every filter, order and paging) stay within the
-caller's account; and a `kill -9` with events queued loses none of them."""
+caller's account; TerminateAsyncEvent stops a running event; a function's retry settings apply; a throttled event
+fails at its MsgTTL; and a `kill -9` with events queued loses none of them, on one node and on a cluster."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
 import stat
+import subprocess
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from harness.api import Scf
+from harness.api import Scf, make_client
+from harness.server import StratusServer, binary, child_env
 from harness.zips import Entry, build
-from harness.server import StratusServer
 
 # Second-scale retries, a quick poll and a short lease (the crash test's takeover).
 EVENT_ENV = {
@@ -359,3 +364,64 @@ def test_a_throttled_event_is_retried_with_back_off_until_its_msg_ttl(stratus, t
     assert wait_ended(scf, slow)["Status"] == "FINISHED"
     runs = scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": throttled})["Data"]
     assert runs == [], "a throttled attempt never ran the function"
+
+
+BANNER = re.compile(r"^stratus listening on http://127\.0\.0\.1:(\d+)$")
+
+
+class OtherNode:
+    """Another `stratus serve` on its own data dir and a given database (a second node of a cluster)."""
+
+    def __init__(self, database_url: str, env: dict[str, str]):
+        self.root = Path(tempfile.mkdtemp(prefix="stratus-events-node-"))
+        self.proc = subprocess.Popen(
+            [str(binary()), "serve", "--data-dir", str(self.root / "data"), "--listen", "127.0.0.1:0",
+             "--database-url", database_url],
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=open(self.root / "stderr.log", "wb"),
+            env=child_env(env), text=True, start_new_session=True,
+        )
+        deadline = time.monotonic() + 20
+        self.port = None
+        assert self.proc.stdout is not None
+        while time.monotonic() < deadline and self.port is None:
+            line = self.proc.stdout.readline()
+            if not line:
+                break
+            m = BANNER.match(line.strip())
+            if m:
+                self.port = int(m.group(1))
+        assert self.port, f"the other node did not start: {(self.root / 'stderr.log').read_text()[-2000:]}"
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def test_events_of_a_node_killed_mid_run_finish_on_another(stratus, backend):
+    if backend.name != "postgres":
+        pytest.skip("a cluster shares a PostgreSQL database")
+    first = stratus(env=EVENT_ENV)
+    scf = Scf(first.client(), first, first.creds)
+    name = scf.create_function(zip_bytes=_zip(
+        "import time\ndef main_handler(event, context):\n    time.sleep(3)\n    return event\n"), Timeout=10)
+    acked = [send(scf, name, {"i": i}) for i in range(4)]
+    time.sleep(1.0)
+    assert all(status(scf, rid)["Status"] == "RUNNING" for rid in acked)
+    first.kill9()
+    other = OtherNode(first.database_url, EVENT_ENV)
+    try:
+        survivor = Scf(make_client(f"127.0.0.1:{other.port}", first.creds), None, first.creds)
+        for rid in acked:
+            s = wait_ended(survivor, rid, timeout=40)
+            assert s["Status"] == "FINISHED", s
+        for rid in acked:
+            (rec,) = logs(survivor, name, rid, 1)
+            assert rec["RetCode"] == 0, "the other node ran it (the killed node never recorded its attempt)"
+    finally:
+        other.stop()
