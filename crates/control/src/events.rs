@@ -133,6 +133,18 @@ async fn keep_leased(
     }
 }
 
+/// The delay before retry `retry_num` + 1 of a function error: the configured delays in turn, the last repeating.
+fn retry_delay(delays: &[i64], retry_num: i64) -> i64 {
+    let i = usize::try_from(retry_num).unwrap_or(0);
+    delays.get(i).or(delays.last()).copied().unwrap_or(0)
+}
+
+/// The back-off after the `throttles`-th throttle or fault (0 for the first): doubling from `initial`, capped.
+fn backoff(initial: i64, max: i64, throttles: i64) -> i64 {
+    let exp = u32::try_from(throttles.clamp(0, 40)).unwrap_or(40);
+    initial.saturating_mul(1i64 << exp).min(max)
+}
+
 /// How an error that kept an attempt from running ends it.
 enum Class {
     /// The request cannot succeed (not retried).
@@ -504,11 +516,8 @@ impl Control {
             Ok(o) => {
                 let code = i64::from(o.status_code);
                 if r.retry_num < retry_num {
-                    let delays = &cfg.retry_delays_ms;
-                    let i = usize::try_from(r.retry_num).unwrap_or(0);
-                    let delay = delays.get(i).or(delays.last()).copied().unwrap_or(0);
                     EventEnd::Retry {
-                        delay_ms: delay,
+                        delay_ms: retry_delay(&cfg.retry_delays_ms, r.retry_num),
                         function_error: true,
                         status_code: code,
                         error: o.err_msg(),
@@ -520,11 +529,7 @@ impl Control {
             Err(e) => match classify(&e) {
                 Class::Request(code) => done(FAILED, code, e.to_string()),
                 Class::Transient(code) => {
-                    let exp = u32::try_from(r.throttles.clamp(0, 40)).unwrap_or(40);
-                    let delay = cfg
-                        .backoff_initial_ms
-                        .saturating_mul(1i64 << exp.min(40))
-                        .min(cfg.backoff_max_ms);
+                    let delay = backoff(cfg.backoff_initial_ms, cfg.backoff_max_ms, r.throttles);
                     if ev.age_ms.saturating_add(delay) >= msg_ttl_ms {
                         done(
                             FAILED,
@@ -545,5 +550,46 @@ impl Control {
                 }
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_follow_the_configured_delays_and_the_last_repeats() {
+        let d = [60_000, 120_000];
+        assert_eq!(retry_delay(&d, 0), 60_000);
+        assert_eq!(retry_delay(&d, 1), 120_000);
+        assert_eq!(retry_delay(&d, 5), 120_000);
+        assert_eq!(retry_delay(&[], 0), 0);
+    }
+
+    #[test]
+    fn back_off_doubles_up_to_its_cap() {
+        let hour = 3_600_000;
+        assert_eq!(backoff(1_000, hour, 0), 1_000);
+        assert_eq!(backoff(1_000, hour, 1), 2_000);
+        assert_eq!(backoff(1_000, hour, 11), 2_048_000);
+        assert_eq!(backoff(1_000, hour, 12), hour);
+        assert_eq!(backoff(1_000, hour, i64::MAX), hour, "no overflow");
+        assert_eq!(backoff(1_000, hour, -3), 1_000);
+    }
+
+    #[test]
+    fn errors_are_classified_as_scf_does() {
+        let gone = ControlError::FunctionNotFound {
+            namespace: "default".into(),
+            name: "f".into(),
+        };
+        assert!(matches!(classify(&gone), Class::Request(GONE)));
+        let throttled = ControlError::Throttled {
+            scope: "the function",
+            limit: 1,
+        };
+        assert!(matches!(classify(&throttled), Class::Transient(432)));
+        let fault = ControlError::Execution("launch failed".into());
+        assert!(matches!(classify(&fault), Class::Transient(PLATFORM_FAULT)));
     }
 }
