@@ -425,3 +425,30 @@ def test_events_of_a_node_killed_mid_run_finish_on_another(stratus, backend):
             assert rec["RetCode"] == 0, "the other node ran it (the killed node never recorded its attempt)"
     finally:
         other.stop()
+
+
+def test_an_event_accepted_by_one_node_wakes_another_at_once(stratus, backend):
+    if backend.name != "postgres":
+        pytest.skip("a cluster shares a PostgreSQL database")
+    # The accepting node's only slot is busy, and neither node polls within the test: only the NOTIFY of the
+    # accepting statement can start the second event on the other node in time.
+    quiet = {**EVENT_ENV, "STRATUS_EVENT_POLL_MS": "60000", "STRATUS_EVENT_SLOTS": "1"}
+    first = stratus(env=quiet)
+    scf = Scf(first.client(), first, first.creds)
+    name = scf.create_function(zip_bytes=_zip(
+        "import time\ndef main_handler(event, context):\n    time.sleep(event['sleep'])\n    return event\n"),
+        Timeout=30)
+    busy = send(scf, name, {"sleep": 15})
+    time.sleep(0.5)
+    assert status(scf, busy)["Status"] == "RUNNING"
+    # Started once the first node holds the busy event; its dispatcher claims nothing at its start.
+    other = OtherNode(first.database_url, quiet)
+    try:
+        time.sleep(1.0)  # listening
+        started = time.monotonic()
+        quick = send(scf, name, {"sleep": 0})
+        assert wait_ended(scf, quick, timeout=10)["Status"] == "FINISHED"
+        assert time.monotonic() - started < 5, "woken by the notification, not by a poll"
+        assert status(scf, busy)["Status"] == "RUNNING"
+    finally:
+        other.stop()

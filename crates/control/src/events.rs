@@ -16,8 +16,9 @@
 //! again: delivery is at least once, and an event runs twice only when its dispatcher died while running it. An
 //! event whose dispatchers keep dying (`max_lapses` lapsed leases) ends `FAILED` rather than circulating forever.
 //!
-//! The local dispatcher is woken in-process when an event is accepted; other nodes find it by polling every
-//! `poll` (LISTEN/NOTIFY on PostgreSQL would remove that delay across nodes; not done yet). Fairness between
+//! The local dispatcher is woken in-process when an event is accepted, and on PostgreSQL every node's through
+//! LISTEN/NOTIFY (the accepting statement notifies); each also polls every `poll`, which covers notifications lost
+//! while a listener reconnects and events whose retry comes due. Fairness between
 //! functions comes from the store's claim order (see `store::events`); the engine's concurrency limits apply to
 //! events as to synchronous calls, and an event refused by them is a throttle.
 
@@ -322,6 +323,13 @@ impl Control {
     /// `node` names this process in leases.
     pub async fn run_dispatcher(&self, node: &str, shutdown: watch::Receiver<bool>) {
         let mut tasks = Vec::new();
+        {
+            let me = self.clone();
+            let shutdown = shutdown.clone();
+            tasks.push(tokio::spawn(
+                async move { me.listen_for_events(shutdown).await },
+            ));
+        }
         for i in 0..self.cfg.events.slots.max(1) {
             let me = self.clone();
             let owner = format!("{node}/event/{i}");
@@ -346,6 +354,37 @@ impl Control {
         }
         for t in tasks {
             let _ = t.await;
+        }
+    }
+
+    /// On PostgreSQL, wakes a slot whenever any node accepts an event (LISTEN/NOTIFY), so that a node's idle
+    /// dispatchers start another node's events without waiting for their poll. Nothing to do on SQLite.
+    async fn listen_for_events(&self, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            let listener = tokio::select! {
+                l = self.store.event_listener() => l,
+                _ = shutdown.changed() => return,
+            };
+            match listener {
+                Ok(None) => return,
+                Ok(Some(mut l)) => loop {
+                    tokio::select! {
+                        r = l.recv() => match r {
+                            Ok(()) => self.events.notify_one(),
+                            Err(e) => {
+                                tracing::warn!(error = %e, "event notifications lost; polling meanwhile");
+                                break;
+                            }
+                        },
+                        _ = shutdown.changed() => return,
+                    }
+                },
+                Err(e) => tracing::warn!(error = %e, "cannot listen for events; polling meanwhile"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.cfg.events.poll.max(Duration::from_secs(1))) => {}
+                _ = shutdown.changed() => return,
+            }
         }
     }
 

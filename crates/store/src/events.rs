@@ -27,6 +27,21 @@ pub const FINISHED: &str = "FINISHED";
 pub const FAILED: &str = "FAILED";
 pub const ABORTED: &str = "ABORTED";
 
+/// The PostgreSQL channel on which an accepted event wakes the dispatchers of every node.
+const CHANNEL: &str = "stratus_events";
+
+/// Wakes a node's dispatchers when any node accepts an event (PostgreSQL's LISTEN/NOTIFY). It reconnects by
+/// itself when its connection drops; notifications sent meanwhile are lost, which the dispatchers' poll covers.
+pub struct EventListener(sqlx::postgres::PgListener);
+
+impl EventListener {
+    /// Waits for the next accepted event.
+    pub async fn recv(&mut self) -> Result<()> {
+        self.0.recv().await?;
+        Ok(())
+    }
+}
+
 /// An event to accept.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewEvent {
@@ -205,6 +220,13 @@ impl Store {
                 WHERE app_id = $2 AND namespace = $5 AND function_name = $6 AND status = 'RUNNING')), \
              0, {now}, {now})"
         );
+        // On PostgreSQL the same statement tells every node's dispatchers (NOTIFY is delivered at commit).
+        let sql = match self.db.dialect {
+            Dialect::Sqlite => sql,
+            Dialect::Postgres => format!(
+                "WITH accepted AS ({sql} RETURNING id) SELECT CAST(pg_notify('{CHANNEL}', '') AS TEXT) AS notified FROM accepted"
+            ),
+        };
         sqlx::query(&sql)
             .bind(&e.id)
             .bind(e.app_id)
@@ -220,6 +242,17 @@ impl Store {
             .execute(&self.db.write)
             .await?;
         Ok(())
+    }
+
+    /// A listener for events accepted by any node, on PostgreSQL; `None` on SQLite (one node: the in-process wake
+    /// is enough).
+    pub async fn event_listener(&self) -> Result<Option<EventListener>> {
+        let Some(url) = &self.pg_url else {
+            return Ok(None);
+        };
+        let mut l = sqlx::postgres::PgListener::connect(url).await?;
+        l.listen(CHANNEL).await?;
+        Ok(Some(EventListener(l)))
     }
 
     /// Claims the due event of lowest rank (then the oldest) that nobody holds, or whose lease ran out, leasing it

@@ -22,7 +22,7 @@ pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
-pub use events::{Abort, ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent};
+pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
@@ -57,6 +57,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     pub(crate) db: Db,
     pub blobs: BlobStore,
+    /// The database URL on PostgreSQL, for the event queue's LISTEN connection.
+    pub(crate) pg_url: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -64,7 +66,8 @@ impl Store {
     pub async fn open(url: &str, data_dir: &std::path::Path, sync: SqliteSync) -> Result<Store> {
         let db = Db::connect(url, sync).await?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Store { db, blobs })
+        let pg_url = (db.dialect == Dialect::Postgres).then(|| std::sync::Arc::from(url));
+        Ok(Store { db, blobs, pg_url })
     }
 
     pub fn dialect(&self) -> Dialect {

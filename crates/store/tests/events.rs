@@ -553,7 +553,28 @@ async fn terminating_ends_a_waiting_event_and_flags_a_running_one(b: Backend) {
     );
 }
 
+async fn an_accepted_event_notifies_the_listeners(b: Backend) {
+    let (store, _db, _dir) = open(&b).await;
+    let Some(mut listener) = store.event_listener().await.expect("listen") else {
+        assert_eq!(b, Backend::Sqlite, "only SQLite has no listener");
+        return;
+    };
+    let waiting = tokio::spawn(async move { listener.recv().await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store
+        .insert_event(&event("e1", "f", 1))
+        .await
+        .expect("accept");
+    tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("notified at once")
+        .expect("listener")
+        .expect("notification");
+    assert!(store.async_event(APP, "e1").await.expect("read").is_some());
+}
+
 on_both_backends_async!(
+    an_accepted_event_notifies_the_listeners,
     terminating_ends_a_waiting_event_and_flags_a_running_one,
     retry_settings_need_their_function,
     accepted_events_are_claimed_with_their_content,
