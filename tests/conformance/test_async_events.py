@@ -313,57 +313,35 @@ def test_an_event_whose_function_is_deleted_before_it_runs_fails_unretried(strat
 
 
 def test_events_queued_at_a_kill_all_finish_after_the_restart(stratus):
-    srv = stratus(env={**EVENT_ENV, "STRATUS_EVENT_SLOTS": "4"})
+    slots = 4
+    srv = stratus(env={**EVENT_ENV, "STRATUS_EVENT_SLOTS": str(slots)})
     scf = Scf(srv.client())
     name = scf.create_function(zip_bytes=_zip(
-        "import time\ndef main_handler(event, context):\n    time.sleep(0.5)\n    return event\n"), Timeout=10)
-    acked = [send(scf, name, {"i": i}) for i in range(40)]
+        "import time\ndef main_handler(event, context):\n    time.sleep(0.2)\n    return event\n"), Timeout=10)
+    acked = [send(scf, name, {"i": i}) for i in range(200)]
     srv.kill9()
+    before = srv.stderr_size()
     srv.restart()
     scf = Scf(srv.client())
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 120
     for rid in acked:
         s = wait_ended(scf, rid, timeout=max(1.0, deadline - time.monotonic()))
         assert s["Status"] == "FINISHED", s
-    listed = scf.call("ListAsyncEvents", {"FunctionName": name, "Limit": 100})
-    assert listed["TotalCount"] == 40
-    runs = {}
+    assert scf.call("ListAsyncEvents", {"FunctionName": name, "Limit": 100})["TotalCount"] == 200
+    ran = set()
     offset = 0
     while True:
         page = scf.call("GetFunctionLogs", {"FunctionName": name, "Limit": 100, "Offset": offset})["Data"]
-        for r in page:
-            runs[r["RequestId"]] = runs.get(r["RequestId"], 0) + 1
+        ran.update(r["RequestId"] for r in page)
         offset += len(page)
         if not page:
             break
-    assert set(runs) == set(acked), "every acknowledged event ran"
-    # Only those running at the kill (at most the 4 slots) may have run twice; their second run is the same
-    # attempt and keeps one record, so each event has exactly one.
-    assert all(n == 1 for n in runs.values()), runs
+    assert ran == set(acked), "every acknowledged event ran and was recorded"
+    # Only the events running at the kill run again (their dispatcher's lease lapsed): at most one per slot.
+    again = srv.stderr_tail(before, max_bytes=10_000_000).count("running an event again")
+    print(f"events run twice after the kill: {again} of {len(acked)}")
+    assert again <= slots, again
 
-
-def test_a_throttled_event_is_retried_with_back_off_until_its_msg_ttl(stratus, tmp_path):
-    # One instance per function: while the slow event runs, the second is throttled (432), retried after 0.2, 0.4
-    # and 0.8 s, and fails at 1.4 s, when its next attempt (1.6 s later) would be past its MsgTTL (3 s).
-    cfg = tmp_path / "stratus.toml"
-    cfg.write_text("[execution]\nmax_per_function = 1\n")
-    srv = stratus(env={**EVENT_ENV, "STRATUS_CONFIG": str(cfg), "STRATUS_EVENT_BACKOFF_MS": "200",
-                       "STRATUS_EVENT_MSG_TTL_SECS": "3"})
-    scf = Scf(srv.client())
-    name = scf.create_function(zip_bytes=_zip(
-        "import time\ndef main_handler(event, context):\n    time.sleep(event.get('sleep', 0))\n    return event\n"),
-        Timeout=20)
-    slow = send(scf, name, {"sleep": 6})
-    time.sleep(0.5)
-    started = time.monotonic()
-    throttled = send(scf, name, {"sleep": 0})
-    ended = wait_ended(scf, throttled, timeout=30)
-    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 432, ended
-    assert 1.2 <= time.monotonic() - started < 5.5, "retried, then failed at its MsgTTL before the slow event ended"
-    assert status(scf, slow)["Status"] == "RUNNING"
-    assert wait_ended(scf, slow)["Status"] == "FINISHED"
-    runs = scf.call("GetFunctionLogs", {"FunctionName": name, "FunctionRequestId": throttled})["Data"]
-    assert runs == [], "a throttled attempt never ran the function"
 
 
 BANNER = re.compile(r"^stratus listening on http://127\.0\.0\.1:(\d+)$")
