@@ -80,6 +80,26 @@ def main():
     time.sleep(0.3)
     call("GetFunctionLogs", {"FunctionName": "hello", "Limit": 2})
     call("GetRequestStatus", {"FunctionName": "hello", "FunctionRequestId": invoked})
+    event = call("Invoke", {"FunctionName": "hello", "InvocationType": "Event",
+                            "ClientContext": json.dumps({"queued": True})}, record=False)["Result"]["FunctionRequestId"]
+    for _ in range(200):
+        if call("GetAsyncEventStatus", {"InvokeRequestId": event}, record=False)["Result"]["Status"] != "RUNNING":
+            break
+        time.sleep(0.05)
+    call("GetAsyncEventStatus", {"InvokeRequestId": event})
+    call("UpdateFunctionEventInvokeConfig", {"FunctionName": "hello",
+                                             "AsyncTriggerConfig": {"RetryConfig": [{"RetryNum": 1}], "MsgTTL": 3600}})
+    call("GetFunctionEventInvokeConfig", {"FunctionName": "hello", "Qualifier": "$LATEST"})
+    sleepy = zip_b64({"index.py": "import time\ndef main_handler(event, context):\n    time.sleep(5)\n"})
+    call("CreateFunction", {"FunctionName": "sleepy", "Runtime": "Python3.9", "Handler": "index.main_handler",
+                            "Code": {"ZipFile": sleepy}, "Timeout": 10}, record=False)
+    wait("sleepy")
+    running = call("Invoke", {"FunctionName": "sleepy", "InvocationType": "Event"},
+                   record=False)["Result"]["FunctionRequestId"]
+    time.sleep(0.5)
+    call("TerminateAsyncEvent", {"FunctionName": "sleepy", "InvokeRequestId": running})
+    call("DeleteFunction", {"FunctionName": "sleepy"}, record=False)
+    call("ListAsyncEvents", {"FunctionName": "hello", "Status": ["FINISHED"], "Order": "ASC", "Limit": 10})
     call("ListFunctions", {"Limit": 10, "Order": "ASC", "Orderby": "FunctionName"})
     call("UpdateFunctionCode", {"FunctionName": "hello", "Code": {"ZipFile": code}, "Handler": "index.main_handler"})
     wait("hello")

@@ -70,6 +70,9 @@ impl From<ControlError> for ApiError {
             ControlError::LimitExceeded { what, .. } => format!("LimitExceeded.{what}"),
             ControlError::DeleteNamespace(_) => "FailedOperation.DeleteNamespace".into(),
             ControlError::Unsupported(_) => "UnsupportedOperation".into(),
+            ControlError::EventTooLarge(_) => "InvalidParameter.RequestTooLarge".into(),
+            ControlError::AsyncEventNotFound(_) => "ResourceNotFound.AsyncEvent".into(),
+            ControlError::AsyncEventEnded { .. } => "FailedOperation.AsyncEventStatus".into(),
             ControlError::Throttled { .. } => "ResourceUnavailable.ConcurrencyLimit".into(),
             ControlError::Execution(_) => "FailedOperation.InvokeFunction".into(),
             ControlError::Store(_) | ControlError::Internal(_) => {

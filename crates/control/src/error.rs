@@ -71,6 +71,14 @@ pub enum ControlError {
     /// The execution plane could not run the invocation.
     #[error("the function could not be run: {0}")]
     Execution(String),
+    /// An asynchronous event over 128 KB (`InvalidParameter.RequestTooLarge`).
+    #[error("the event is {0} bytes; an asynchronous invocation takes at most 128 KB")]
+    EventTooLarge(usize),
+    #[error("asynchronous event {0} does not exist")]
+    AsyncEventNotFound(String),
+    /// TerminateAsyncEvent of an event that already ended (`FailedOperation.AsyncEventStatus`).
+    #[error("asynchronous event {id} is {status}: only a RUNNING event can be terminated")]
+    AsyncEventEnded { id: String, status: String },
     /// A feature Stratus does not offer (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -31,6 +31,18 @@ pub struct Invocation {
     pub region: String,
 }
 
+/// A resolved invocation: the record that runs and its serving snapshot.
+#[derive(Debug, Clone)]
+pub(crate) struct Target {
+    pub key: FunctionKey,
+    pub row: FunctionRow,
+    pub snap: Snapshot,
+    /// The qualifier as the caller named it (an alias, a version, `$LATEST`).
+    pub qualifier: String,
+    /// What it resolved to (the version an alias routed to).
+    pub version: String,
+}
+
 /// Pools instances per record and snapshot: a new serving snapshot gets new instances.
 pub(crate) fn snapshot_key(row_id: &str, snap: &Snapshot) -> String {
     let digest = Sha256::digest(serde_json::to_vec(snap).unwrap_or_default());
@@ -110,28 +122,56 @@ impl Control {
 
     /// Runs a function synchronously.
     pub async fn invoke(&self, caller: &Caller, inv: Invocation) -> Result<InvokeOutcome> {
-        let engine = self.engine.as_ref().ok_or_else(|| {
+        self.engine()?;
+        let t = self.resolve(caller, &inv).await?;
+        self.run(caller, &t, &inv.region, inv.event, None, 0).await
+    }
+
+    /// The engine, or why this server runs no functions.
+    pub(crate) fn engine(&self) -> Result<&engine::Engine> {
+        self.engine.as_ref().ok_or_else(|| {
             ControlError::Unsupported(
                 "function execution is not enabled on this server: it needs the sandbox, or `stratus serve --unsandboxed` for development".into(),
             )
-        })?;
+        })
+    }
+
+    /// Resolves an invocation's qualifier (a version, `$LATEST`, or an alias and its routing) to the record that
+    /// runs, and checks that it may run: what a synchronous and an asynchronous call share.
+    pub(crate) async fn resolve(&self, caller: &Caller, inv: &Invocation) -> Result<Target> {
         let key = self.key(caller, &inv.namespace, &inv.name);
         let latest = self.latest(&key).await?;
-        let q = inv
+        let qualifier = inv
             .qualifier
             .clone()
             .unwrap_or_else(|| inv.default_qualifier.to_string());
-        let version = match Qualifier::parse(&q) {
+        let version = match Qualifier::parse(&qualifier) {
             Some(q) => q.to_string(),
             None => {
-                let alias = self.store.alias(&key, &q).await?.ok_or_else(|| {
+                let alias = self.store.alias(&key, &qualifier).await?.ok_or_else(|| {
                     ControlError::QualifierNotFound {
                         name: key.name.clone(),
-                        qualifier: q.clone(),
+                        qualifier: qualifier.clone(),
                     }
                 })?;
                 route(&alias, &inv.routing_key, uniform())
             }
+        };
+        self.runnable(key, Some(latest), qualifier, version).await
+    }
+
+    /// The record of `version` (`$LATEST` or a version number), checked that it may run. `latest` saves reading
+    /// `$LATEST` again when the caller has it.
+    pub(crate) async fn runnable(
+        &self,
+        key: FunctionKey,
+        latest: Option<FunctionRow>,
+        qualifier: String,
+        version: String,
+    ) -> Result<Target> {
+        let latest = match latest {
+            Some(l) => l,
+            None => self.latest(&key).await?,
         };
         let row = if version == Qualifier::LATEST {
             latest
@@ -147,18 +187,32 @@ impl Control {
         let snap = row.serving.clone().ok_or_else(|| {
             ControlError::Internal(format!("{} has no serving snapshot", key.name))
         })?;
-        let spec = self
-            .function_spec(caller, &key, &row, &snap, &inv.region)
-            .await?;
+        Ok(Target {
+            key,
+            row,
+            snap,
+            qualifier,
+            version,
+        })
+    }
+
+    /// Runs a resolved record through the engine and queues its invocation record: every invocation, synchronous
+    /// or an attempt of an asynchronous event (`request_id` is then the event's, `retry_num` the attempt's).
+    pub(crate) async fn run(
+        &self,
+        caller: &Caller,
+        t: &Target,
+        region: &str,
+        event: Vec<u8>,
+        request_id: Option<String>,
+        retry_num: i64,
+    ) -> Result<InvokeOutcome> {
+        let engine = self.engine()?;
+        let (key, row, snap) = (&t.key, &t.row, &t.snap);
+        let spec = self.function_spec(caller, key, row, snap, region).await?;
         let start_ms = store::now_ms();
         let mut outcome = engine
-            .invoke(
-                &spec,
-                InvokeRequest {
-                    request_id: None,
-                    event: inv.event,
-                },
-            )
+            .invoke(&spec, InvokeRequest { request_id, event })
             .await
             .map_err(|e| match e {
                 EngineError::Throttled { scope, limit } => {
@@ -212,6 +266,7 @@ impl Control {
             },
             log: crate::records::stored_log(&outcome.log, crate::records::RECORD_LOG_BYTES),
             cold_start: outcome.cold_start,
+            retry_num,
         });
         Ok(outcome)
     }

@@ -1,10 +1,12 @@
 //! The SCF use cases: each accepts a typed request from an account, decides by the rules in `model`, and records
 //! the outcome through `store`, together with the durable operation that will finish it. The lifecycle workers
-//! ([`worker`]) claim those operations and drive every record to a terminal status.
+//! ([`worker`]) claim those operations and drive every record to a terminal status; the dispatchers ([`events`])
+//! run the asynchronous events.
 
 mod accounts;
 mod aliases;
 mod error;
+pub mod events;
 mod functions;
 mod invoke;
 mod layers;
@@ -23,13 +25,14 @@ pub use accounts::{AccountUsage, NewAccount};
 pub use aliases::AliasSpec;
 pub use engine::{FunctionError, InvokeOutcome};
 pub use error::{ControlError, Result};
+pub use events::{EventsConfig, ListEvents};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
 pub use invoke::Invocation;
 pub use layers::PublishLayer;
 pub use prepare::PrepareLimits;
 pub use records::{DURATION_BUCKETS_MS, Metrics};
+pub use store::{EventQuery, EventRow, InvocationOrder, InvocationQuery, InvocationRecord};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
-pub use store::{InvocationOrder, InvocationQuery, InvocationRecord};
 pub use store::{TriggerOrder, TriggerQuery, TriggerRow};
 pub use triggers::{NewTrigger, OpenTimer, TriggerAddress, TriggerChange};
 
@@ -55,6 +58,8 @@ pub struct ControlConfig {
     pub max_attempts: i64,
     /// This node's clock, for the times the lifecycle workers write into records. Leases never use it.
     pub clock: Clock,
+    /// The asynchronous event queue and its dispatchers.
+    pub events: EventsConfig,
 }
 
 impl Default for ControlConfig {
@@ -65,6 +70,7 @@ impl Default for ControlConfig {
             lease_ms: 5_000,
             max_attempts: 5,
             clock: Clock::system(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -99,6 +105,10 @@ pub struct Control {
     pub(crate) cfg: Arc<ControlConfig>,
     /// Wakes the workers when an operation was recorded.
     pub(crate) work: Arc<Notify>,
+    /// Wakes a dispatcher slot when an event was accepted.
+    pub(crate) events: Arc<Notify>,
+    /// The events this node runs, each with the signal that stops it (TerminateAsyncEvent).
+    pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
@@ -116,6 +126,8 @@ impl Control {
             store,
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),
+            events: Arc::new(Notify::new()),
+            running: Arc::default(),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
             recorder: Arc::new(records::Recorder::new(records::RECORD_QUEUE_BYTES)),

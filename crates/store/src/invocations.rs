@@ -25,6 +25,9 @@ pub struct InvocationRecord {
     pub ret_msg: String,
     pub log: String,
     pub cold_start: bool,
+    /// Which attempt of an asynchronous event this was (0: the first; a synchronous call is always 0). The
+    /// attempts of one event share its request id.
+    pub retry_num: i64,
 }
 
 /// How records are sorted.
@@ -97,6 +100,7 @@ fn record(r: &AnyRow) -> Result<InvocationRecord> {
         ret_msg: r.try_get("ret_msg")?,
         log: r.try_get("log").unwrap_or_default(),
         cold_start: r.try_get::<i64, _>("cold_start")? != 0,
+        retry_num: r.try_get("retry_num")?,
     })
 }
 
@@ -121,14 +125,15 @@ fn bind_query<'q>(
 }
 
 impl Store {
-    /// Stores a batch of records in one transaction (a duplicate request id is ignored).
+    /// Stores a batch of records in one transaction (a duplicate request id and retry number is ignored).
     pub async fn insert_invocations(&self, records: &[InvocationRecord]) -> Result<()> {
         let mut tx = self.db.write.begin().await?;
         for r in records {
             sqlx::query(
                 "INSERT INTO invocations (request_id, app_id, namespace, function_name, qualifier, start_ms, duration_us, \
-                 bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (request_id) DO NOTHING",
+                 bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start, retry_num) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+                 ON CONFLICT (request_id, retry_num) DO NOTHING",
             )
             .bind(&r.request_id)
             .bind(r.app_id)
@@ -144,6 +149,7 @@ impl Store {
             .bind(&r.ret_msg)
             .bind(&r.log)
             .bind(i64::from(r.cold_start))
+            .bind(r.retry_num)
             .execute(&mut *tx)
             .await?;
         }
@@ -187,14 +193,14 @@ impl Store {
         let dir = if q.descending { "DESC" } else { "ASC" };
         let columns = if q.with_log {
             "request_id, app_id, namespace, function_name, qualifier, start_ms, duration_us, \
-             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start"
+             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start, retry_num"
         } else {
             "request_id, app_id, namespace, function_name, qualifier, start_ms, duration_us, \
-             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, cold_start"
+             bill_ms, memory_mb, mem_bytes, status_code, ret_msg, cold_start, retry_num"
         };
         let count_sql = format!("SELECT COUNT(*) AS n FROM invocations WHERE {filter}");
         let list_sql = format!(
-            "SELECT {columns} FROM invocations WHERE {filter} ORDER BY {order} {dir}, request_id LIMIT ${n} OFFSET ${}",
+            "SELECT {columns} FROM invocations WHERE {filter} ORDER BY {order} {dir}, request_id, retry_num LIMIT ${n} OFFSET ${}",
             n + 1
         );
         let bind_filter = |sql| bind_query(sql, q, &texts, &ints);

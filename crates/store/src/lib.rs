@@ -1,5 +1,6 @@
 //! All durable state of Stratus: the metadata database (SQLite or PostgreSQL behind one interface, with one set
-//! of migrations), the operation queue with leases that lives in it, and the content-addressed blob directory.
+//! of migrations), the operation queue and the asynchronous event queue with leases that live in it, and the
+//! content-addressed blob directory.
 //!
 //! The store records; it does not decide. Which transition is allowed is the control plane's business; the store
 //! makes each recorded change atomic and conditional on the revision the caller decided from.
@@ -8,6 +9,7 @@ mod accounts;
 mod blobs;
 mod db;
 mod error;
+pub mod events;
 mod functions;
 mod invocations;
 mod layers;
@@ -20,6 +22,7 @@ pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
+pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
@@ -54,6 +57,8 @@ pub fn now_ms() -> i64 {
 pub struct Store {
     pub(crate) db: Db,
     pub blobs: BlobStore,
+    /// The database URL on PostgreSQL, for the event queue's LISTEN connection.
+    pub(crate) pg_url: Option<std::sync::Arc<str>>,
 }
 
 impl Store {
@@ -61,7 +66,8 @@ impl Store {
     pub async fn open(url: &str, data_dir: &std::path::Path, sync: SqliteSync) -> Result<Store> {
         let db = Db::connect(url, sync).await?;
         let blobs = BlobStore::open(data_dir)?;
-        Ok(Store { db, blobs })
+        let pg_url = (db.dialect == Dialect::Postgres).then(|| std::sync::Arc::from(url));
+        Ok(Store { db, blobs, pg_url })
     }
 
     pub fn dialect(&self) -> Dialect {

@@ -194,6 +194,88 @@ CREATE INDEX triggers_by_row ON triggers (function_row);
 CREATE INDEX triggers_open ON triggers (trigger_type) WHERE enabled = 1;
 "#;
 
+/// Asynchronous events (Invoke with `InvocationType=Event`, later timer firings) and the retry number of each
+/// invocation record. An event is one row from its acceptance to its end; while it is `RUNNING`, `due_ms` (the
+/// database's clock) is when it may next be claimed: its lease while a dispatcher holds it (`lease_owner` set), or
+/// the time of its next attempt (`lease_owner` NULL). `fair_rank` orders claims so that one function's backlog
+/// does not starve the others (see `Store::insert_event`).
+///
+/// `event_configs` holds a function's retry settings (UpdateFunctionEventInvokeConfig); it references the function's
+/// `$LATEST` record, so deleting the function deletes them in that transaction.
+///
+/// An invocation record is now one attempt: the retries of an event share its request id and differ by
+/// `retry_num`, so the key becomes (request_id, retry_num); the table is rebuilt (SQLite cannot change a key).
+const V8: &str = r#"
+CREATE TABLE async_events (
+    id TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    uin TEXT NOT NULL,
+    region TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    version TEXT NOT NULL,
+    invoke_type TEXT NOT NULL,
+    event TEXT NOT NULL,
+    status TEXT NOT NULL,
+    status_code BIGINT NOT NULL,
+    last_error TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    end_ms BIGINT,
+    retry_num BIGINT NOT NULL,
+    throttles BIGINT NOT NULL,
+    attempt BIGINT NOT NULL,
+    failures BIGINT NOT NULL,
+    lease_owner TEXT,
+    due_ms BIGINT NOT NULL,
+    fair_rank BIGINT NOT NULL,
+    abort_requested BIGINT NOT NULL,
+    accepted_db_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE INDEX async_events_due ON async_events (fair_rank, start_ms) WHERE status = 'RUNNING';
+CREATE INDEX async_events_by_function ON async_events (app_id, namespace, function_name, status, fair_rank);
+CREATE INDEX async_events_ended ON async_events (updated_ms) WHERE status <> 'RUNNING';
+CREATE TABLE event_configs (
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    retry_num BIGINT NOT NULL,
+    msg_ttl_secs BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, namespace, function_name),
+    FOREIGN KEY (app_id, namespace, function_name, qualifier)
+        REFERENCES functions (app_id, namespace, name, qualifier) ON DELETE CASCADE
+);
+CREATE TABLE invocations_v8 (
+    request_id TEXT NOT NULL,
+    retry_num BIGINT NOT NULL,
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    start_ms BIGINT NOT NULL,
+    duration_us BIGINT NOT NULL,
+    bill_ms BIGINT NOT NULL,
+    memory_mb BIGINT NOT NULL,
+    mem_bytes BIGINT NOT NULL,
+    status_code BIGINT NOT NULL,
+    ret_msg TEXT NOT NULL,
+    log TEXT NOT NULL,
+    cold_start BIGINT NOT NULL,
+    PRIMARY KEY (request_id, retry_num)
+);
+INSERT INTO invocations_v8 (request_id, retry_num, app_id, namespace, function_name, qualifier, start_ms,
+    duration_us, bill_ms, memory_mb, mem_bytes, status_code, ret_msg, log, cold_start)
+    SELECT request_id, 0, app_id, namespace, function_name, qualifier, start_ms, duration_us, bill_ms, memory_mb,
+    mem_bytes, status_code, ret_msg, log, cold_start FROM invocations;
+DROP TABLE invocations;
+ALTER TABLE invocations_v8 RENAME TO invocations;
+CREATE INDEX invocations_by_function ON invocations (app_id, namespace, function_name, start_ms);
+CREATE INDEX invocations_by_start ON invocations (start_ms);
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -236,6 +318,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "triggers",
         sqlite: V7,
         postgres: V7,
+    },
+    Migration {
+        version: 8,
+        name: "asynchronous events; the retry number of invocation records",
+        sqlite: V8,
+        postgres: V8,
     },
 ];
 

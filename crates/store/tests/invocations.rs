@@ -21,6 +21,7 @@ fn rec(i: i64, status: i64, ret: usize, log: usize) -> InvocationRecord {
         ret_msg: "r".repeat(ret),
         log: "l".repeat(log),
         cold_start: i == 0,
+        retry_num: 0,
     }
 }
 

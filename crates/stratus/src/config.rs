@@ -22,6 +22,113 @@ pub struct FileConfig {
     pub execution: ExecutionConfig,
     #[serde(default)]
     pub api: ApiFileConfig,
+    #[serde(default)]
+    pub events: EventsFileConfig,
+}
+
+/// The `[events]` table: the asynchronous event queue and its dispatchers. Each key is overridden by its
+/// `STRATUS_EVENT_*` variable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsFileConfig {
+    /// Events one node runs at once (`STRATUS_EVENT_SLOTS`, default 16).
+    pub slots: Option<usize>,
+    /// How often an idle dispatcher polls for events of other nodes (`STRATUS_EVENT_POLL_MS`, default 500).
+    pub poll_ms: Option<u64>,
+    /// An event's lease without a heartbeat (`STRATUS_EVENT_LEASE_SECS`, default 10).
+    pub lease_secs: Option<u64>,
+    /// Retries of a function error, 0–2 (`STRATUS_EVENT_RETRY_NUM`, default 2).
+    pub retry_num: Option<i64>,
+    /// The delay before each retry of a function error (`STRATUS_EVENT_RETRY_DELAYS=60,120`, the default).
+    pub retry_delays_secs: Option<Vec<u64>>,
+    /// How long throttles and faults are retried (`STRATUS_EVENT_MSG_TTL_SECS`, default 21600).
+    pub msg_ttl_secs: Option<u64>,
+    /// The first back-off after a throttle or fault, doubling up to an hour (`STRATUS_EVENT_BACKOFF_MS`, 1000).
+    pub backoff_ms: Option<u64>,
+    /// How long an ended event is kept (`STRATUS_EVENT_RETENTION_SECS`, default 259200: 3 days).
+    pub retention_secs: Option<u64>,
+}
+
+impl EventsFileConfig {
+    /// The settings in force: each variable over the file's key over the default.
+    pub fn resolve(&self) -> anyhow::Result<control::EventsConfig> {
+        fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{name} `{v}` is not a valid value")),
+                _ => Ok(None),
+            }
+        }
+        let ms = |secs: u64| i64::try_from(secs.saturating_mul(1000)).unwrap_or(i64::MAX);
+        let d = control::EventsConfig::default();
+        let slots = var("STRATUS_EVENT_SLOTS")?
+            .or(self.slots)
+            .unwrap_or(d.slots);
+        anyhow::ensure!(
+            (1..=10_000).contains(&slots),
+            "events slots must be between 1 and 10000"
+        );
+        let retry_num = var("STRATUS_EVENT_RETRY_NUM")?
+            .or(self.retry_num)
+            .unwrap_or(d.retry_num);
+        anyhow::ensure!(
+            (0..=2).contains(&retry_num),
+            "events retry_num must be 0, 1 or 2 (SCF's RetryNum)"
+        );
+        let delays: Option<Vec<u64>> = match std::env::var("STRATUS_EVENT_RETRY_DELAYS") {
+            Ok(v) if !v.trim().is_empty() => Some(
+                v.split(',')
+                    .map(|p| p.trim().parse::<u64>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| {
+                        anyhow::anyhow!(
+                            "STRATUS_EVENT_RETRY_DELAYS `{v}` must be seconds separated by commas, e.g. 60,120"
+                        )
+                    })?,
+            ),
+            _ => self.retry_delays_secs.clone(),
+        };
+        let retry_delays_ms = match delays {
+            Some(d) => {
+                anyhow::ensure!(!d.is_empty(), "events retry_delays_secs must not be empty");
+                d.into_iter().map(ms).collect()
+            }
+            None => d.retry_delays_ms,
+        };
+        let lease_secs = var("STRATUS_EVENT_LEASE_SECS")?.or(self.lease_secs);
+        anyhow::ensure!(
+            lease_secs != Some(0),
+            "events lease_secs must be at least 1"
+        );
+        let msg_ttl_secs = var("STRATUS_EVENT_MSG_TTL_SECS")?.or(self.msg_ttl_secs);
+        anyhow::ensure!(
+            msg_ttl_secs != Some(0),
+            "events msg_ttl_secs must be at least 1"
+        );
+        Ok(control::EventsConfig {
+            slots,
+            poll: var("STRATUS_EVENT_POLL_MS")?
+                .or(self.poll_ms)
+                .map(|v: u64| Duration::from_millis(v.max(1)))
+                .unwrap_or(d.poll),
+            lease_ms: lease_secs.map(ms).unwrap_or(d.lease_ms),
+            retry_num,
+            retry_delays_ms,
+            msg_ttl_ms: msg_ttl_secs.map(ms).unwrap_or(d.msg_ttl_ms),
+            backoff_initial_ms: var("STRATUS_EVENT_BACKOFF_MS")?
+                .or(self.backoff_ms)
+                .map(|v: u64| i64::try_from(v.max(1)).unwrap_or(i64::MAX))
+                .unwrap_or(d.backoff_initial_ms),
+            retention_ms: var("STRATUS_EVENT_RETENTION_SECS")?
+                .or(self.retention_secs)
+                .map(ms)
+                .unwrap_or(d.retention_ms),
+            ..d
+        })
+    }
 }
 
 /// The `[api]` table: limits of the API's HTTP server.
@@ -173,6 +280,8 @@ pub struct Settings {
     pub execution: ExecutionConfig,
     /// The `[api]` table as the file gives it (see [`ApiArgs::resolve`]).
     pub api: ApiFileConfig,
+    /// The `[events]` table and its variables, resolved.
+    pub events: control::EventsConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -229,6 +338,7 @@ impl Settings {
             gc_interval_secs: file.gc_interval_secs.unwrap_or(60),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
+            events: file.events.resolve()?,
             execution: file.execution,
             api: file.api,
         })
@@ -263,6 +373,7 @@ mod tests {
         assert!(toml::from_str::<FileConfig>("[execution]\nbogus = 1").is_err());
         assert!(toml::from_str::<FileConfig>("[api]\nbogus = 1").is_err());
         assert!(toml::from_str::<FileConfig>("nope = 1").is_err());
+        assert!(toml::from_str::<FileConfig>("[events]\nbogus = 1").is_err());
     }
 
     #[test]
@@ -299,5 +410,39 @@ mod tests {
             ..ApiArgs::default()
         };
         assert!(none.resolve(&ApiFileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn events_table_resolves_over_the_defaults() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [events]
+            slots = 3
+            retry_delays_secs = [1, 2]
+            msg_ttl_secs = 60
+            "#,
+        )
+        .expect("parses");
+        // The variables are not set in this test process (they would override the file).
+        if std::env::vars().any(|(k, _)| k.starts_with("STRATUS_EVENT_")) {
+            return;
+        }
+        let e = f.events.resolve().expect("valid");
+        let d = control::EventsConfig::default();
+        assert_eq!(e.slots, 3);
+        assert_eq!(e.retry_delays_ms, [1_000, 2_000]);
+        assert_eq!(e.msg_ttl_ms, 60_000);
+        assert_eq!(e.retry_num, d.retry_num);
+        assert_eq!(e.lease_ms, d.lease_ms);
+        let bad = EventsFileConfig {
+            retry_num: Some(3),
+            ..EventsFileConfig::default()
+        };
+        assert!(bad.resolve().is_err());
+        let empty = EventsFileConfig {
+            retry_delays_secs: Some(vec![]),
+            ..EventsFileConfig::default()
+        };
+        assert!(empty.resolve().is_err());
     }
 }

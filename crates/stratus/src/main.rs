@@ -134,7 +134,13 @@ async fn open(settings: &Settings) -> anyhow::Result<Control> {
     )
     .await
     .with_context(|| format!("opening the store at {}", redact(&settings.database_url)))?;
-    Ok(Control::new(store, ControlConfig::default()))
+    Ok(Control::new(
+        store,
+        ControlConfig {
+            events: settings.events.clone(),
+            ..ControlConfig::default()
+        },
+    ))
 }
 
 /// Hides a password in a database URL.
@@ -338,7 +344,14 @@ async fn serve(
         let ctl = ctl.clone();
         let rx = stop_rx.clone();
         let n = settings.workers;
+        let node = node.clone();
         tokio::spawn(async move { ctl.run_workers(n, &node, rx).await })
+    };
+    // The asynchronous events: N slots beside the lifecycle workers.
+    let dispatcher = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { ctl.run_dispatcher(&node, rx).await })
     };
     let gc = {
         let ctl = ctl.clone();
@@ -354,6 +367,9 @@ async fn serve(
                 }
                 if let Err(e) = ctl.prune_records(retention_ms).await {
                     tracing::warn!(error = %e, "invocation record pruning failed");
+                }
+                if let Err(e) = ctl.prune_events().await {
+                    tracing::warn!(error = %e, "asynchronous event pruning failed");
                 }
                 match ctl.collect_garbage(grace).await {
                     Ok(0) => {}
@@ -379,6 +395,14 @@ async fn serve(
     api::serve(listener, app, &api_cfg, shutdown_signal()).await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
+    // Slots finish the event they run; one still running after the grace is left to its lease (another node, or
+    // the next start, runs it again).
+    if tokio::time::timeout(Duration::from_secs(10), dispatcher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("events still running at shutdown are left to their leases");
+    }
     let _ = gc.await;
     let _ = recorder.await;
     engine.shutdown();

@@ -465,9 +465,9 @@ pub(crate) async fn get_account(
                         timeout_limit: Some(limits.timeout_max),
                         test_model_limit: Some(0),
                         init_timeout_limit: Some(limits.init_timeout_max),
-                        retry_num_limit: Some(0),
-                        min_msg_ttl: Some(0),
-                        max_msg_ttl: Some(0),
+                        retry_num_limit: Some(control::events::MAX_RETRY_NUM),
+                        min_msg_ttl: Some(control::events::MIN_MSG_TTL_SECS),
+                        max_msg_ttl: Some(control::events::MAX_MSG_TTL_SECS),
                     })
                     .collect(),
             ),

@@ -1,4 +1,5 @@
-//! Invoke and InvokeFunction (synchronous).
+//! Invoke and InvokeFunction (synchronous), and Invoke with `InvocationType=Event` (asynchronous: the event is
+//! queued and the reply carries only its request id).
 
 use std::collections::BTreeMap;
 
@@ -108,21 +109,16 @@ fn result(outcome: Result<InvokeOutcome, ControlError>, tail: bool) -> R<wire::R
 
 pub(crate) async fn invoke(cx: &Cx, r: wire::InvokeRequest) -> R<wire::InvokeResponse> {
     let name = required_str(r.function_name, "FunctionName")?;
-    match r.invocation_type.as_deref() {
-        None | Some("") | Some("RequestResponse") => {}
-        Some("Event") => {
-            return Err(ApiError::new(
-                "UnsupportedOperation",
-                "asynchronous invocation (InvocationType=Event) is not supported by Stratus yet; use RequestResponse.",
-            ));
-        }
+    let asynchronous = match r.invocation_type.as_deref() {
+        None | Some("") | Some("RequestResponse") => false,
+        Some("Event") => true,
         Some(other) => {
             return Err(ApiError::invalid_value(
                 "InvokeType",
                 format!("InvocationType must be RequestResponse or Event, not `{other}`."),
             ));
         }
-    }
+    };
     let tail = log_tail(r.log_type.as_deref())?;
     let inv = Invocation {
         namespace: namespace(r.namespace),
@@ -133,6 +129,23 @@ pub(crate) async fn invoke(cx: &Cx, r: wire::InvokeRequest) -> R<wire::InvokeRes
         event: event_bytes(r.client_context, "ClientContext")?,
         region: cx.region.clone(),
     };
+    if asynchronous {
+        // Nothing ran yet: only the request id, which is the event's InvokeRequestId.
+        let id = cx.ctl.invoke_async(&cx.caller, inv).await?;
+        return Ok(wire::InvokeResponse {
+            result: Some(wire::Result {
+                log: Some(String::new()),
+                ret_msg: Some(String::new()),
+                err_msg: Some(String::new()),
+                mem_usage: Some(0),
+                duration: Some(0.0),
+                bill_duration: Some(0),
+                invoke_result: Some(0),
+                function_request_id: Some(id),
+            }),
+            request_id: None,
+        });
+    }
     Ok(wire::InvokeResponse {
         result: Some(result(cx.ctl.invoke(&cx.caller, inv).await, tail)?),
         request_id: None,

@@ -102,7 +102,7 @@ pub(crate) async fn get_logs(
                     log: Some(rec.log.clone()),
                     level: Some(String::new()),
                     source: Some(String::new()),
-                    retry_num: Some(0),
+                    retry_num: Some(u64::try_from(rec.retry_num).unwrap_or(0)),
                 })
                 .collect(),
         ),
@@ -142,7 +142,7 @@ pub(crate) async fn get_request_status(
                     ret_code: Some(ret_code(rec)),
                     duration: Some(rec.duration_us as f64 / 1000.0),
                     mem_usage: Some(rec.mem_bytes as f64),
-                    retry_num: Some(0),
+                    retry_num: Some(rec.retry_num),
                 })
                 .collect(),
         ),

@@ -1,6 +1,7 @@
 //! Action dispatch: decode the wire request, call the control plane, encode the wire response.
 
 mod aliases;
+mod events;
 mod functions;
 mod invoke;
 mod layers;
@@ -143,14 +144,17 @@ pub const SERVED: &[&str] = &[
     "DeleteTrigger",
     "GetAccount",
     "GetAlias",
+    "GetAsyncEventStatus",
     "GetFunction",
     "GetFunctionAddress",
+    "GetFunctionEventInvokeConfig",
     "GetFunctionLogs",
     "GetLayerVersion",
     "GetRequestStatus",
     "Invoke",
     "InvokeFunction",
     "ListAliases",
+    "ListAsyncEvents",
     "ListFunctions",
     "ListLayerVersions",
     "ListLayers",
@@ -159,9 +163,11 @@ pub const SERVED: &[&str] = &[
     "ListVersionByFunction",
     "PublishLayerVersion",
     "PublishVersion",
+    "TerminateAsyncEvent",
     "UpdateAlias",
     "UpdateFunctionCode",
     "UpdateFunctionConfiguration",
+    "UpdateFunctionEventInvokeConfig",
     "UpdateNamespace",
     "UpdateTrigger",
     "UpdateTriggerStatus",
@@ -226,6 +232,11 @@ pub(crate) async fn dispatch(
         InvokeFunction => invoke::invoke_function,
         GetFunctionLogs => logs::get_logs,
         GetRequestStatus => logs::get_request_status,
+        GetAsyncEventStatus => events::get_status,
+        ListAsyncEvents => events::list,
+        TerminateAsyncEvent => events::terminate,
+        GetFunctionEventInvokeConfig => events::get_config,
+        UpdateFunctionEventInvokeConfig => events::update_config,
         CreateAlias => aliases::create,
         GetAlias => aliases::get,
         UpdateAlias => aliases::update,
