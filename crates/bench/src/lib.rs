@@ -86,7 +86,7 @@ pub struct BenchArgs {
     /// B5: cold starts per runtime.
     #[arg(long, default_value_t = 20)]
     pub colds: usize,
-    /// Soak: minutes of load (the first sixth, at least one, is warm-up).
+    /// Soak: minutes of load (the first third, at least one, is warm-up).
     #[arg(long, default_value_t = 30)]
     pub minutes: usize,
     /// Print one JSON document instead of lines.
