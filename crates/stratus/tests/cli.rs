@@ -553,3 +553,92 @@ fn progress_is_drawn_on_a_terminal_only() {
         "status changes as plain lines: {out:?}"
     );
 }
+
+#[test]
+fn layers_aliases_and_triggers() {
+    let env = Env::start();
+    let work = tempfile::tempdir().expect("tempdir");
+    let lay = work.path().join("deps");
+    std::fs::create_dir_all(lay.join("python")).expect("mkdir");
+    std::fs::write(lay.join("python/greeting.py"), "WORD = 'layered'\n").expect("write");
+    let out = env
+        .run(&[
+            "layer",
+            "publish",
+            path(&lay),
+            "--name",
+            "deps",
+            "--runtime",
+            "Python3.9",
+        ])
+        .ok();
+    assert!(
+        out.stdout
+            .contains("Published layer deps version 1: Active"),
+        "{out:?}"
+    );
+    let vs = env
+        .run(&["layer", "versions", "deps", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(vs["LayerVersions"][0]["Status"], "Active", "{vs}");
+
+    let handler =
+        "from greeting import WORD\n\ndef main_handler(event, context):\n    return WORD\n";
+    let dir = folder(work.path(), "uses", Some(handler), &[]);
+    env.run(&["fn", "deploy", path(&dir), "--layer", "deps:1", "--publish"])
+        .ok();
+    let out = env.run(&["fn", "invoke", "uses", "-o", "json"]).ok().json();
+    assert_eq!(out["RetMsg"], "\"layered\"", "{out}");
+
+    env.run(&["alias", "create", "uses", "live", "--version", "1"])
+        .ok();
+    let out = env.run(&["fn", "invoke", "uses", "-q", "live"]).ok();
+    assert!(out.stdout.contains("layered"), "{out:?}");
+    let out = env.run(&["alias", "list", "uses"]).ok();
+    assert!(out.stdout.lines().any(|l| l.starts_with("live")), "{out:?}");
+
+    env.run(&[
+        "trigger",
+        "create",
+        "uses",
+        "--name",
+        "every5",
+        "--type",
+        "timer",
+        "--desc",
+        "0 */5 * * * * *",
+    ])
+    .ok();
+    let ts = env
+        .run(&["trigger", "list", "uses", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(ts["Triggers"][0]["TriggerName"], "every5", "{ts}");
+    env.run(&[
+        "trigger", "delete", "uses", "--name", "every5", "--type", "timer",
+    ])
+    .ok();
+    let ts = env
+        .run(&["trigger", "list", "uses", "-o", "json"])
+        .ok()
+        .json();
+    assert_eq!(ts["TotalCount"], 0, "{ts}");
+    // Code that raises: the invocation fails with exit 4 and the error on stderr.
+    let boom = folder(
+        work.path(),
+        "boom",
+        Some("def main_handler(event, context):\n    raise ValueError('kaboom')\n"),
+        &[],
+    );
+    env.run(&["fn", "deploy", path(&boom)]).ok();
+    let out = env.run(&["fn", "invoke", "boom"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert!(out.stderr.contains("kaboom"), "{out:?}");
+    let out = env.run(&["fn", "invoke", "boom", "-o", "json"]);
+    assert_eq!(out.code, 4, "{out:?}");
+    assert_ne!(out.json()["InvokeResult"], 0);
+    // A layer version that does not exist: refused (exit 3).
+    let out = env.run(&["fn", "deploy", path(&dir), "--layer", "deps:9"]);
+    assert_eq!(out.code, 3, "{out:?}");
+}

@@ -292,7 +292,7 @@ fn report_failure(c: &Ctx, st: &FunctionState) {
 }
 
 /// Sends a call whose body carries a package, with an upload bar when it is large.
-fn with_upload<T>(
+pub(super) fn with_upload<T>(
     c: &Ctx,
     size: usize,
     what: &str,
@@ -328,7 +328,23 @@ fn deploy(c: &Ctx, a: &DeployArgs) -> anyhow::Result<i32> {
         ),
     );
     let ns = &c.namespace;
-    let existing = c.client.function_state(ns, &name, None)?;
+    let mut existing = c.client.function_state(ns, &name, None)?;
+    if existing
+        .as_ref()
+        .is_some_and(|st| st.status == "CreateFailed")
+    {
+        // It never ran and SCF refuses to update it: replace it.
+        c.ui.note(
+            None,
+            &format!("Replacing {name}, whose creation had failed"),
+        );
+        c.client.delete_function(ns, &name, None)?;
+        if let Some(st) = wait_gone(c, &name, None)? {
+            report_failure(c, &st);
+            return Ok(EXIT_FAILED);
+        }
+        existing = None;
+    }
     let mut st = match existing {
         None => {
             if spec.runtime.is_none() {
@@ -512,30 +528,39 @@ fn list(c: &Ctx, search: Option<&str>) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-fn delete(c: &Ctx, name: &str, qualifier: Option<&str>) -> anyhow::Result<i32> {
-    c.client.delete_function(&c.namespace, name, qualifier)?;
+/// Waits until `name` (or a version) is gone; returns its state instead when the deletion failed.
+fn wait_gone(
+    c: &Ctx,
+    name: &str,
+    qualifier: Option<&str>,
+) -> anyhow::Result<Option<FunctionState>> {
     let bar = c.ui.spinner(&format!("Deleting {name}"));
     let deadline = Instant::now() + c.wait;
     let mut pause = Duration::from_millis(5);
-    loop {
-        match c.client.function_state(&c.namespace, name, qualifier)? {
-            None => break,
-            Some(st) if st.is_failed() => {
-                bar.finish_and_clear();
-                report_failure(c, &st);
-                return Ok(EXIT_FAILED);
+    let r = loop {
+        match c.client.function_state(&c.namespace, name, qualifier) {
+            Ok(None) => break Ok(None),
+            Ok(Some(st)) if st.is_failed() => break Ok(Some(st)),
+            Ok(Some(_)) if Instant::now() >= deadline => {
+                break Err(anyhow::anyhow!("{name} was not gone after {:?}", c.wait));
             }
-            Some(_) if Instant::now() >= deadline => {
-                bar.finish_and_clear();
-                anyhow::bail!("{name} was not gone after {:?}", c.wait);
-            }
-            Some(_) => {
+            Ok(Some(_)) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(STATUS_POLL);
             }
+            Err(e) => break Err(e.into()),
         }
-    }
+    };
     bar.finish_and_clear();
+    r
+}
+
+fn delete(c: &Ctx, name: &str, qualifier: Option<&str>) -> anyhow::Result<i32> {
+    c.client.delete_function(&c.namespace, name, qualifier)?;
+    if let Some(st) = wait_gone(c, name, qualifier)? {
+        report_failure(c, &st);
+        return Ok(EXIT_FAILED);
+    }
     if c.ui.json() {
         c.ui.print_json(&json!({"FunctionName": name, "Deleted": true}));
     } else {

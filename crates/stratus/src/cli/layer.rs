@@ -133,15 +133,10 @@ fn publish(
             human_bytes(pkg.zip.len() as u64)
         ),
     );
-    let bar = c.ui.bytes_bar(zip.len() as u64, "Uploading");
-    let mut p = |sent: u64, total: u64| {
-        bar.set_length(total);
-        bar.set_position(sent);
-    };
-    let v = c
-        .client
-        .publish_layer_version(name, runtimes, &zip, description, Some(&mut p));
-    bar.finish_and_clear();
+    let v = super::function::with_upload(c, zip.len(), "Uploading", |p| {
+        c.client
+            .publish_layer_version(name, runtimes, &zip, description, p)
+    });
     let version = v?
         .get("LayerVersion")
         .and_then(Value::as_i64)
