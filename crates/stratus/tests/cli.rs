@@ -642,3 +642,97 @@ fn layers_aliases_and_triggers() {
     let out = env.run(&["fn", "deploy", path(&dir), "--layer", "deps:9"]);
     assert_eq!(out.code, 3, "{out:?}");
 }
+
+#[test]
+fn configure_asks_on_a_terminal_without_echoing_the_secret() {
+    require!(
+        prereq::has_command("script"),
+        "util-linux `script` is needed for a pseudo-terminal"
+    );
+    let env = Env::start();
+    let creds = env.srv.credentials().clone();
+    let line = format!("'{}' configure --profile asked", bin());
+    let base = env.command(&[]);
+    let mut script = Command::new("script");
+    script
+        .args(["-qec", &line, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (k, v) in base.get_envs() {
+        match v {
+            Some(v) => script.env(k, v),
+            None => script.env_remove(k),
+        };
+    }
+    let mut child = script.spawn().expect("start script");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    use std::io::{Read, Write};
+    let (tx, rx) = mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0
+                || tx
+                    .send(String::from_utf8_lossy(&buf[..n]).into_owned())
+                    .is_err()
+            {
+                break;
+            }
+        }
+    });
+    let mut screen = String::new();
+    let deadline = Instant::now() + COMMAND_TIMEOUT;
+    let wait_for = |screen: &mut String, text: &str| {
+        while !screen.contains(text) {
+            match rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(chunk) => screen.push_str(&chunk),
+                Err(_) => panic!("the terminal never showed {text:?}: {screen:?}"),
+            }
+        }
+    };
+    // Endpoint and SecretId typed ahead; the key only once its prompt is up (and echo is off); Region and
+    // Namespace left as they are.
+    let typed = format!("{}\r{}\r", env.endpoint(), creds.secret_id);
+    stdin.write_all(typed.as_bytes()).expect("type");
+    stdin.flush().expect("flush");
+    wait_for(&mut screen, "SecretKey [none]: ");
+    std::thread::sleep(Duration::from_millis(200));
+    stdin
+        .write_all(format!("{}\r\r\r", creds.secret_key).as_bytes())
+        .expect("type the key");
+    stdin.flush().expect("flush");
+    wait_for(&mut screen, "Saved profile `asked`");
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("configure did not finish");
+            }
+        }
+    };
+    drop(stdin);
+    let _ = reader.join();
+    while let Ok(chunk) = rx.try_recv() {
+        screen.push_str(&chunk);
+    }
+    assert!(status.success(), "{screen:?}");
+    assert!(screen.contains("SecretKey [none]: "), "{screen:?}");
+    assert!(
+        !screen.contains(&creds.secret_key),
+        "the secret key was echoed: {screen:?}"
+    );
+    assert!(
+        screen.contains(&creds.secret_id),
+        "the id is echoed: {screen:?}"
+    );
+    // The profile works on its own.
+    let mut cmd = env.command(&["fn", "list", "--profile", "asked", "-o", "json"]);
+    cmd.env_remove("STRATUS_ENDPOINT")
+        .env_remove("STRATUS_DATA_DIR");
+    run_bounded(cmd, "fn list --profile asked").ok();
+}

@@ -186,11 +186,18 @@ fn ask(label: &str, current: Option<&str>, secret: bool) -> anyhow::Result<Optio
         Some(c) => c.to_string(),
         None => "none".to_string(),
     };
-    let mut err = std::io::stderr().lock();
-    write!(err, "{label} [{shown}]: ")?;
-    err.flush()?;
-    let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line)?;
+    let prompt = format!("{label} [{shown}]: ");
+    let line = if secret {
+        // Not echoed.
+        rpassword::prompt_password(prompt)?
+    } else {
+        let mut err = std::io::stderr().lock();
+        write!(err, "{prompt}")?;
+        err.flush()?;
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line
+    };
     let v = line.trim();
     Ok(if v.is_empty() {
         current.map(str::to_string)
