@@ -217,6 +217,9 @@ fn deploy_new_updated_and_failing_folders_then_invoke_and_list() {
     assert_eq!(got["Environment"]["Variables"][0]["Key"], "GREETING");
     let out = env.run(&["fn", "invoke", "hello"]).ok();
     assert!(out.stdout.contains("\"v\": 2"), "{out:?}");
+    let out = env.run(&["fn", "deploy", path(&dir), "--type", "http"]);
+    assert_eq!(out.code, 1, "a function's type cannot change: {out:?}");
+    assert!(out.stderr.contains("type Event"), "{out:?}");
 
     // A folder without the handler's file: exit 4 with the reason.
     let bad = folder(

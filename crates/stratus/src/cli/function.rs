@@ -17,6 +17,8 @@ use super::{Ctx, EXIT_FAILED, Global, json_arg, s, text};
 const UPLOAD_BAR_BYTES: usize = 1 << 20;
 /// The longest pause between two polls of a status.
 const STATUS_POLL: Duration = Duration::from_millis(100);
+/// How far back of the newest record `logs --follow` keeps asking, for invocations that end out of order.
+const FOLLOW_SLACK_MS: i64 = 5_000;
 /// The runtime of a new function when `--runtime` is not given.
 const DEFAULT_RUNTIME: &str = "Python3.9";
 
@@ -357,6 +359,15 @@ fn deploy(c: &Ctx, a: &DeployArgs) -> anyhow::Result<i32> {
             wait(c, &name, None, start)?
         }
         Some(st) => {
+            let kind = s(&st.raw, "Type");
+            if let Some(want) = spec.kind.as_deref()
+                && !kind.is_empty()
+                && want != kind
+            {
+                anyhow::bail!(
+                    "{name} is of type {kind}: a function's type cannot change (delete it first to make it {want})"
+                );
+            }
             if !st.is_settled() {
                 wait(c, &name, None, start)?;
             }
@@ -758,8 +769,10 @@ fn logs(
             offset += n;
         }
         if let Some(f) = tail.newest {
-            // Second granularity: keep the newest second, forget what is older.
-            floor = f - f.rem_euclid(1000);
+            // A record is written when its invocation ends, so one that started before the newest shown may
+            // still come: look a few seconds back (second granularity), and forget what is older.
+            let newest_second = f - f.rem_euclid(1000);
+            floor = newest_second - FOLLOW_SLACK_MS;
             tail.seen.retain(|_, start| *start >= floor);
         }
     }
