@@ -217,6 +217,19 @@ fn deploy_new_updated_and_failing_folders_then_invoke_and_list() {
     assert_eq!(got["Environment"]["Variables"][0]["Key"], "GREETING");
     let out = env.run(&["fn", "invoke", "hello"]).ok();
     assert!(out.stdout.contains("\"v\": 2"), "{out:?}");
+    let queued = env
+        .run(&["fn", "invoke", "hello", "--async", "-o", "json"])
+        .ok()
+        .json();
+    assert!(
+        !queued["FunctionRequestId"]
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "an event's request id: {queued}"
+    );
+    let out = env.run(&["fn", "invoke", "hello", "--async"]).ok();
+    assert_eq!(out.stdout.trim().len(), 36, "the request id alone: {out:?}");
     let out = env.run(&["fn", "deploy", path(&dir), "--type", "http"]);
     assert_eq!(out.code, 1, "a function's type cannot change: {out:?}");
     assert!(out.stderr.contains("type Event"), "{out:?}");

@@ -109,41 +109,9 @@ impl Ui {
 
     /// Aligned columns on stdout, with a bold header on a terminal.
     pub fn table(&self, headers: &[&str], rows: &[Vec<Cell>]) {
-        let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for r in rows {
-            for (i, c) in r.iter().enumerate() {
-                if let Some(w) = widths.get_mut(i) {
-                    *w = (*w).max(c.0.chars().count());
-                }
-            }
-        }
-        let render = |cells: Vec<(String, Style)>| {
-            let n = cells.len();
-            let mut line = String::new();
-            for (i, (t, style)) in cells.into_iter().enumerate() {
-                let pad = if i + 1 < n {
-                    " ".repeat(widths[i].saturating_sub(t.chars().count()) + 2)
-                } else {
-                    String::new()
-                };
-                line.push_str(&self.out_paint(&t, style));
-                line.push_str(&pad);
-            }
-            line
-        };
+        let text = render_table(headers, rows, |t, style| self.out_paint(t, style));
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(
-            out,
-            "{}",
-            render(headers.iter().map(|h| (h.to_string(), BOLD)).collect())
-        );
-        for r in rows {
-            let _ = writeln!(
-                out,
-                "{}",
-                render(r.iter().map(|c| (c.0.clone(), c.1)).collect())
-            );
-        }
+        let _ = write!(out, "{text}");
         let _ = out.flush();
     }
 
@@ -204,6 +172,39 @@ impl Ui {
     }
 }
 
+/// Columns two spaces apart, each as wide as its widest cell (the last one unpadded), one line each.
+fn render_table(
+    headers: &[&str],
+    rows: &[Vec<Cell>],
+    paint: impl Fn(&str, Style) -> String,
+) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if let Some(w) = widths.get_mut(i) {
+                *w = (*w).max(c.0.chars().count());
+            }
+        }
+    }
+    let mut text = String::new();
+    let mut line = |cells: Vec<(&str, Style)>| {
+        let n = cells.len();
+        for (i, (t, style)) in cells.into_iter().enumerate() {
+            text.push_str(&paint(t, style));
+            if i + 1 < n {
+                let w = widths.get(i).copied().unwrap_or(0);
+                text.push_str(&" ".repeat(w.saturating_sub(t.chars().count()) + 2));
+            }
+        }
+        text.push('\n');
+    };
+    line(headers.iter().map(|h| (*h, BOLD)).collect());
+    for r in rows {
+        line(r.iter().map(|c| (c.0.as_str(), c.1)).collect());
+    }
+    text
+}
+
 /// Bytes for people: `512 B`, `3.4 KiB`, `1.0 MiB`.
 pub fn human_bytes(n: u64) -> String {
     if n < 1024 {
@@ -227,6 +228,26 @@ mod tests {
         assert_eq!(human_bytes(10), "10 B");
         assert_eq!(human_bytes(2048), "2.0 KiB");
         assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+
+    #[test]
+    fn tables_align_their_columns() {
+        let rows = vec![
+            vec![Cell::plain("hello"), Cell::status("Active")],
+            vec![
+                Cell::plain("a-much-longer-name"),
+                Cell::status("CreateFailed"),
+            ],
+        ];
+        let plain = render_table(&["NAME", "STATUS"], &rows, |t, _| t.to_string());
+        assert_eq!(
+            plain,
+            "NAME                STATUS\nhello               Active\na-much-longer-name  CreateFailed\n"
+        );
+        // Colour codes do not count towards the widths.
+        let painted = render_table(&["NAME", "STATUS"], &rows, |t, s| Ui::paint(true, t, s));
+        assert_eq!(painted.lines().count(), 3);
+        assert!(painted.contains(&format!("hello{:15}{GREEN}Active{GREEN:#}", "")));
     }
 
     #[test]
