@@ -402,6 +402,32 @@ fn logs_follow_sees_a_new_invocation() {
         1,
         "each record is printed once: {seen:?}"
     );
+
+    // `logs --follow | head -1`: once the reader is gone, the next record ends the process.
+    let mut child = env
+        .command(&["fn", "logs", "tail", "--follow", "-o", "json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start logs --follow");
+    let mut reader = BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("a first record");
+    assert!(line.contains("RequestId"), "{line}");
+    drop(reader);
+    env.run(&["fn", "invoke", "tail"]).ok();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break Some(s),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => break None,
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let status = status.expect("logs --follow kept running with no reader");
+    assert_eq!(status.code(), Some(141), "{status}");
 }
 
 #[test]

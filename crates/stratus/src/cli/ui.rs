@@ -42,6 +42,19 @@ fn colour_allowed() -> bool {
         && std::env::var("TERM").map_or(true, |t| t != "dumb")
 }
 
+/// Exit status of a process whose reader went away (as if killed by SIGPIPE).
+const EXIT_BROKEN_PIPE: i32 = 128 + 13;
+
+/// Writes to stdout; when the reader has gone (`stratus fn logs -f | head`), ends the process instead of going on.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush())
+        && e.kind() == std::io::ErrorKind::BrokenPipe
+    {
+        std::process::exit(EXIT_BROKEN_PIPE);
+    }
+}
+
 /// How this process prints.
 #[derive(Debug, Clone, Copy)]
 pub struct Ui {
@@ -88,31 +101,23 @@ impl Ui {
     /// A JSON document on stdout.
     pub fn print_json(&self, v: &Value) {
         let text = serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string());
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        emit(&format!("{text}\n"));
     }
 
     /// One JSON record on a line of stdout (for streams of records).
     pub fn print_json_line(&self, v: &Value) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{v}");
-        let _ = out.flush();
+        emit(&format!("{v}\n"));
     }
 
     /// A line on stdout.
     pub fn line(&self, text: &str) {
-        let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{text}");
-        let _ = out.flush();
+        emit(&format!("{text}\n"));
     }
 
     /// Aligned columns on stdout, with a bold header on a terminal.
     pub fn table(&self, headers: &[&str], rows: &[Vec<Cell>]) {
         let text = render_table(headers, rows, |t, style| self.out_paint(t, style));
-        let mut out = std::io::stdout().lock();
-        let _ = write!(out, "{text}");
-        let _ = out.flush();
+        emit(&text);
     }
 
     /// A remark for people on stderr (nothing with `--output json`); above the bar when one is drawn.
