@@ -4,7 +4,8 @@
 //! Output: tables (coloured on a terminal, unless `NO_COLOR` is set) or, with `--output json`, JSON on stdout for
 //! scripts. Progress bars and spinners are drawn on stderr only when it is a terminal and the output is not JSON.
 //! Exit codes: 0 success, 1 a local or network error, 2 a usage error, 3 the server refused the request, 4 the
-//! function failed (a deploy that ended in a `…Failed` status, an invocation whose code failed).
+//! function failed (a deploy that ended in a `…Failed` status, an invocation whose code failed), 141 when the
+//! reader of stdout went away.
 
 mod alias;
 mod function;
