@@ -1,5 +1,6 @@
 //! The `stratus` binary: reads configuration, builds the store, the control plane and the API, and runs them.
 
+mod cli;
 mod config;
 
 use std::io::Write;
@@ -53,6 +54,8 @@ enum Command {
     },
     /// Run the lifecycle and scale benchmarks (B1, B2, B6) against a server it starts.
     Bench(bench::BenchArgs),
+    #[command(flatten)]
+    Client(Box<cli::ClientCommand>),
 }
 
 #[derive(Subcommand)]
@@ -97,6 +100,10 @@ fn main() -> anyhow::Result<()> {
         )
         .init();
     let cli = Cli::parse();
+    if let Command::Client(cmd) = cli.command {
+        // Blocking calls to a server: no runtime.
+        std::process::exit(cli::run(*cmd));
+    }
     if let Command::Bench(args) = &cli.command {
         // Blocking and threaded: it runs outside the async runtime.
         return bench::run(args);
@@ -200,7 +207,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Command::Bench(_) => unreachable!("bench runs before the runtime starts"),
+        Command::Bench(_) | Command::Client(_) => {
+            unreachable!("bench and the client commands run before the runtime starts")
+        }
         Command::Key { command } => match command {
             KeyCommand::Create { common, app_id } => {
                 let ctl = open(&Settings::resolve(&common, None, None)?).await?;
