@@ -43,7 +43,7 @@ pub struct HttpFileConfig {
 pub struct HttpArgs {
     /// The function listener's address [default: 127.0.0.1:9080; port 0 when the API's port is 0].
     #[arg(long = "http-listen", env = "STRATUS_HTTP_LISTEN")]
-    pub listen: Option<String>,
+    pub http_listen: Option<String>,
     /// The base URL function URLs are shown under, e.g. `https://fn.example.com`, or `http://*.fn.example.com` for
     /// one host per URL [default: http://<the listener's address>].
     #[arg(long = "public-url", env = "STRATUS_PUBLIC_URL")]
@@ -65,7 +65,7 @@ impl HttpArgs {
     /// a server whose API asks for any free port (`:0`, as tests and benchmarks start it) takes any free port for
     /// its function listener too, on the API's host, so that such servers never collide on 9080.
     pub fn resolve(&self, file: &HttpFileConfig, api_listen: &str) -> anyhow::Result<HttpSettings> {
-        let listen = match self.listen.clone().or(file.listen.clone()) {
+        let listen = match self.http_listen.clone().or(file.listen.clone()) {
             Some(l) => l,
             None => match api_listen.rsplit_once(':') {
                 Some((host, "0")) => format!("{host}:0"),
@@ -435,14 +435,14 @@ mod tests {
         assert_eq!(s.listen, "0.0.0.0:8080");
         assert_eq!(s.public_url.as_deref(), Some("https://fn.example.com"));
         let flags = HttpArgs {
-            listen: Some("127.0.0.1:7000".into()),
+            http_listen: Some("127.0.0.1:7000".into()),
             public_url: Some("http://*.fn.test".into()),
         };
         let s = r(&flags, &file.http, "127.0.0.1:9000");
         assert_eq!(s.listen, "127.0.0.1:7000");
         assert_eq!(s.public_url.as_deref(), Some("http://*.fn.test"));
         let bad = HttpArgs {
-            listen: None,
+            http_listen: None,
             public_url: Some("fn.example.com".into()),
         };
         assert!(bad.resolve(&none, "127.0.0.1:9000").is_err());
