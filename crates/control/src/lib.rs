@@ -124,6 +124,8 @@ pub struct Control {
     pub(crate) metrics: Arc<records::Metrics>,
     /// Pool keys of serving snapshots, hashed once per record revision.
     pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
+    /// Function URLs recently resolved (see `triggers::UrlCache`).
+    pub(crate) url_cache: Arc<triggers::UrlCache>,
 }
 
 impl Control {
@@ -140,6 +142,7 @@ impl Control {
             keys: Arc::new(KeyCache::default()),
             metrics: Arc::new(records::Metrics::default()),
             snapshot_keys: Arc::new(invoke::SnapshotKeys::default()),
+            url_cache: Arc::new(triggers::UrlCache::default()),
         }
     }
 

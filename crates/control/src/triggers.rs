@@ -409,7 +409,10 @@ impl Control {
                 .create_trigger(&latest.id, latest.rev, &row, max)
                 .await
             {
-                Ok(true) => return Ok(self.shown(row)),
+                Ok(true) => {
+                    self.url_cache.forget(&row.id);
+                    return Ok(self.shown(row));
+                }
                 Ok(false) => {
                     return Err(ControlError::LimitExceeded {
                         what: "Trigger",
@@ -449,7 +452,10 @@ impl Control {
                 .update_trigger(&latest.id, latest.rev, &next)
                 .await
             {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    self.url_cache.forget(&next.id);
+                    return Ok(());
+                }
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -563,11 +569,12 @@ impl Control {
             let latest = self.latest(&key).await?;
             check_trigger_action(latest.status, TriggerAction::Delete)?;
             let t = self.addressed(&key, &address).await?;
-            match self
+            let deleted = self
                 .store
                 .delete_trigger(&latest.id, latest.rev, &t.id)
-                .await
-            {
+                .await;
+            self.url_cache.forget(&t.id);
+            match deleted {
                 Ok(true) => return Ok(()),
                 Ok(false) => return Err(Self::trigger_not_found(&key, &address)),
                 Err(StoreError::Conflict) => continue,
@@ -932,6 +939,41 @@ pub fn parse_url_label(label: &str) -> Option<(i64, &str)> {
     Some((app.parse().ok()?, id))
 }
 
+/// How long a node keeps a resolved function URL (or its absence). A change made through this node is seen at once
+/// (it forgets the URL); one made through another node of a cluster within this time.
+pub const URL_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Function URLs recently resolved, by trigger id, so that a busy URL does not read its trigger and account from
+/// the database on every request.
+#[derive(Debug, Default)]
+pub(crate) struct UrlCache(
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Option<FunctionUrl>)>>,
+);
+
+impl UrlCache {
+    /// Entries kept before the map starts over.
+    const MAX: usize = 10_000;
+
+    fn get(&self, id: &str) -> Option<Option<FunctionUrl>> {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(id)
+            .filter(|(at, _)| at.elapsed() < URL_CACHE_TTL)
+            .map(|(_, u)| u.clone())
+    }
+
+    fn put(&self, id: &str, url: Option<FunctionUrl>) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(id.to_string(), (std::time::Instant::now(), url));
+    }
+
+    pub(crate) fn forget(&self, id: &str) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).remove(id);
+    }
+}
+
 /// A function URL resolved for a request: its trigger, its settings and the account that owns it.
 #[derive(Debug, Clone)]
 pub struct FunctionUrl {
@@ -968,14 +1010,24 @@ impl Control {
         t
     }
 
-    /// The function URL `id` of account `app_id`, if there is one.
+    /// The function URL `id` of account `app_id`, if there is one (remembered for [`URL_CACHE_TTL`]).
     pub async fn function_url(&self, app_id: i64, id: &str) -> Result<Option<FunctionUrl>> {
+        let found = match self.url_cache.get(id) {
+            Some(found) => found,
+            None => {
+                let found = self.read_function_url(id).await?;
+                self.url_cache.put(id, found.clone());
+                found
+            }
+        };
+        Ok(found.filter(|u| u.owner.app_id == app_id))
+    }
+
+    async fn read_function_url(&self, id: &str) -> Result<Option<FunctionUrl>> {
         let Some(trigger) = self.store.trigger_by_id(id, HTTP).await? else {
             return Ok(None);
         };
-        if trigger.key.app_id != app_id {
-            return Ok(None);
-        }
+        let app_id = trigger.key.app_id;
         let desc = UrlDesc::parse(&trigger.desc)
             .map_err(|e| ControlError::Internal(format!("stored function URL {id}: {e}")))?;
         let Some(account) = self.store.account(app_id).await? else {
