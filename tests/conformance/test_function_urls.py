@@ -399,3 +399,12 @@ def test_listener_metrics(py_url, server):
     fn = py_url[0]
     assert f'stratus_http_requests_total{{function="default/{fn}",status="200"}}' in text, text
     assert "stratus_http_request_duration_seconds_count" in text
+
+
+def test_a_web_function_behind_a_url_answers_a_clear_error(scf):
+    fn = scf.create_function(zip_bytes=pkg({"scf_bootstrap": CUSTOM_BOOTSTRAP}, {"scf_bootstrap": 0o755}),
+                             runtime="CustomRuntime", handler=None, Type="HTTP")
+    r = request(url_of(create_url(scf, fn)))
+    assert r.status == 501 and r.header("X-Scf-Request-Id"), r.body
+    e = r.json()
+    assert e["statusCode"] == 501 and "web function" in e["errorMessage"], e
