@@ -422,6 +422,17 @@ impl Control {
                         ),
                     });
                 }
+                // A URL created meanwhile on the same qualifier: the next round names it.
+                Err(StoreError::AlreadyExists(_))
+                    if is_url
+                        && self
+                            .store
+                            .trigger(&key, &spec.trigger_type, &spec.name)
+                            .await?
+                            .is_none() =>
+                {
+                    continue;
+                }
                 Err(StoreError::AlreadyExists(_)) => return Err(exists),
                 Err(StoreError::Conflict) => continue,
                 Err(e) => return Err(e.into()),
