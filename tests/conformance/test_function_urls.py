@@ -109,7 +109,7 @@ def request(url: str, method: str = "GET", body: bytes | None = None, headers: l
         path = u.path or "/"
         if u.query:
             path += "?" + u.query
-        c.putrequest(method, path)
+        c.putrequest(method, path, skip_host=any(k.lower() == "host" for k, _ in headers))
         for k, v in headers:
             c.putheader(k, v)
         if body is not None:
@@ -408,3 +408,58 @@ def test_a_web_function_behind_a_url_answers_a_clear_error(scf):
     assert r.status == 501 and r.header("X-Scf-Request-Id"), r.body
     e = r.json()
     assert e["statusCode"] == 501 and "web function" in e["errorMessage"], e
+
+
+def test_a_wildcard_public_url_routes_by_host(stratus):
+    srv = stratus(env={"STRATUS_PUBLIC_URL": "http://*.fn.stratus.test"})
+    from harness.api import Scf
+
+    scf = Scf(srv.client(), srv, srv.creds)
+    fn = scf.create_function(zip_bytes=pkg({"index.py": PY_EVENT}))
+    url = url_of(create_url(scf, fn))
+    host = urllib.parse.urlsplit(url).netloc
+    assert host.startswith(f"{srv.creds.app_id}-") and host.endswith(".fn.stratus.test"), url
+    line = [ln for ln in srv.stdout_lines if ln.startswith("stratus function URLs on http://")][0]
+    listener = line.rsplit(" ", 1)[1]
+    r = request(f"{listener}/some/path?mode=event", headers=[("Host", host)])
+    assert r.status == 200, r.body
+    assert r.json()["path"] == "/some/path" and r.json()["headers"]["host"] == host
+
+
+def test_one_url_per_qualifier_even_when_created_at_once(scf):
+    fn = scf.create_function(zip_bytes=pkg({"index.py": PY_EVENT}))
+    results: list[str] = []
+
+    def make(i: int) -> None:
+        try:
+            scf.call("CreateTrigger", {"FunctionName": fn, "TriggerName": f"u{i}", "Type": "http", "TriggerDesc": "{}"})
+            results.append("ok")
+        except Exception as e:  # noqa: BLE001 - the refusal is the expected outcome for all but one
+            results.append(getattr(e, "code", None) or repr(e))
+
+    threads = [threading.Thread(target=make, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert sorted(results) == ["InvalidParameterValue.Qualifier"] * 5 + ["ok"], results
+    assert len(scf.call("ListTriggers", {"FunctionName": fn})["Triggers"]) == 1
+
+
+def test_requests_in_flight_finish_when_the_server_stops(stratus):
+    srv = stratus()
+    from harness.api import Scf
+
+    scf = Scf(srv.client(), srv, srv.creds)
+    fn = scf.create_function(zip_bytes=pkg({"index.py": PY_EVENT}), Timeout=10)
+    url = url_of(create_url(scf, fn))
+    assert request(url + "?mode=event").status == 200
+    slow: list[Reply] = []
+    t = threading.Thread(target=lambda: slow.append(request(url + "?mode=sleep&s=1.5")))
+    t.start()
+    time.sleep(0.5)
+    assert srv.stop() == 0
+    t.join(timeout=30)
+    assert slow and slow[0].status == 200 and slow[0].body == b'"slept"'
+    with pytest.raises(OSError):
+        request(url + "?mode=event", timeout=5)
