@@ -96,3 +96,45 @@ pub async fn verify(
     .map_err(|e| forbidden(&format!("the signature was refused: {e}")))?;
     Ok(auth.secret_id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canonical request of a function URL is the request's own path and query: a signature over one path does
+    /// not verify another.
+    #[test]
+    fn the_signature_covers_the_path_and_query() {
+        let key = "secret";
+        let ts = 1_700_000_000;
+        let date = "2023-11-14";
+        let hash = hex::encode(Sha256::digest(b"body"));
+        let headers = [("content-type", "text/plain"), ("host", "127.0.0.1:9080")];
+        let req = tc3::SignedRequest {
+            method: "PUT",
+            query: "a=1",
+            headers: &headers,
+            payload_hash: &hash,
+            timestamp: ts,
+        };
+        let sig = tc3::signature_at("/1-abc/x", key, date, "scf", "content-type;host", &req);
+        let auth = tc3::parse_authorization(&format!(
+            "TC3-HMAC-SHA256 Credential=AKID/{date}/scf/tc3_request, SignedHeaders=content-type;host, Signature={sig}"
+        ))
+        .expect("parses");
+        let header = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| *k == n)
+                .map(|(_, v)| v.to_string())
+        };
+        let check = |path: &str, method: &str, query: &str| {
+            tc3::verify_at(path, &auth, key, method, query, &header, &hash, ts).is_ok()
+        };
+        assert!(check("/1-abc/x", "PUT", "a=1"));
+        assert!(!check("/1-abc/y", "PUT", "a=1"));
+        assert!(!check("/", "PUT", "a=1"));
+        assert!(!check("/1-abc/x", "POST", "a=1"));
+        assert!(!check("/1-abc/x", "PUT", "a=2"));
+    }
+}
