@@ -411,7 +411,7 @@ def test_a_web_function_behind_a_url_answers_a_clear_error(scf):
 
 
 def test_a_wildcard_public_url_routes_by_host(stratus):
-    srv = stratus(env={"STRATUS_PUBLIC_URL": "http://*.fn.stratus.test"})
+    srv = stratus(env={"STRATUS_PUBLIC_URL": "http://*.fn.stratus.test", "STRATUS_LOG": "info,stratus::http=debug"})
     from harness.api import Scf
 
     scf = Scf(srv.client(), srv, srv.creds)
@@ -424,6 +424,13 @@ def test_a_wildcard_public_url_routes_by_host(stratus):
     r = request(f"{listener}/some/path?mode=event", headers=[("Host", host)])
     assert r.status == 200, r.body
     assert r.json()["path"] == "/some/path" and r.json()["headers"]["host"] == host
+    # The access log, at debug level.
+    rid = r.header("X-Scf-Request-Id")
+    deadline = time.monotonic() + 5
+    while rid not in srv.stderr_tail() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    line = [ln for ln in srv.stderr_tail().splitlines() if rid in ln]
+    assert line and "function URL request" in line[0] and "status=200" in line[0], line
 
 
 def test_one_url_per_qualifier_even_when_created_at_once(scf):
