@@ -117,7 +117,6 @@ def test_invalid_parameters(scf):
 
 
 @pytest.mark.parametrize("ty,needle", [
-    ("http", "HTTP listener"),
     ("cos", "Cloud Object Storage"),
     ("cls", "Cloud Log Service"),
     ("ckafka", "Kafka"),

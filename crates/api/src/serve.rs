@@ -68,7 +68,7 @@ pub async fn serve(
                 Err(_) => break,
             },
         };
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -89,6 +89,7 @@ pub async fn serve(
         }
         tokio::spawn(connection(
             tcp,
+            peer,
             router.clone(),
             http.clone(),
             timers,
@@ -119,6 +120,7 @@ struct Timers {
 
 async fn connection(
     tcp: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     http: Arc<hyper::server::conn::http1::Builder>,
     timers: Timers,
@@ -135,6 +137,9 @@ async fn connection(
         // In flight until the reply is ready, and while whatever keeps the request's extensions lives.
         let busy = InFlight::start(&marks);
         req.extensions_mut().insert(busy.clone());
+        // The client's address, for handlers that show it (a function URL's `sourceIp`).
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         let reply = tower_service::Service::call(&mut router.clone(), req);
         async move {
             let _busy = busy;

@@ -115,8 +115,21 @@ pub struct SignedRequest<'a> {
     pub timestamp: i64,
 }
 
-/// Computes the signature for `req` under `secret_key`, with the given scope date and service.
+/// Computes the signature for `req` under `secret_key`, with the given scope date and service (API 3.0: the
+/// canonical URI is `/`).
 pub fn signature(
+    secret_key: &str,
+    date: &str,
+    service: &str,
+    signed_headers: &str,
+    req: &SignedRequest<'_>,
+) -> String {
+    signature_at("/", secret_key, date, service, signed_headers, req)
+}
+
+/// [`signature`] over a request to `uri` (a function URL signs its own path).
+pub fn signature_at(
+    uri: &str,
     secret_key: &str,
     date: &str,
     service: &str,
@@ -137,7 +150,7 @@ pub fn signature(
         canonical_headers.push('\n');
     }
     let canonical = format!(
-        "{}\n/\n{}\n{}\n{}\n{}",
+        "{}\n{uri}\n{}\n{}\n{}\n{}",
         req.method, req.query, canonical_headers, signed_headers, req.payload_hash
     );
     let string_to_sign = format!(
@@ -158,6 +171,30 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 /// Verifies a parsed authorization against a request. The `host` header is tried as received and, failing
 /// that, without its `:port` (the Node SDK signs the bare hostname).
 pub fn verify(
+    auth: &Authorization,
+    secret_key: &str,
+    method: &str,
+    query: &str,
+    header: &dyn Fn(&str) -> Option<String>,
+    payload_hash: &str,
+    timestamp: i64,
+) -> Result<(), SignatureError> {
+    verify_at(
+        "/",
+        auth,
+        secret_key,
+        method,
+        query,
+        header,
+        payload_hash,
+        timestamp,
+    )
+}
+
+/// [`verify`] for a request to `uri` (a function URL with `AuthType=CAM` signs its own path).
+#[allow(clippy::too_many_arguments)]
+pub fn verify_at(
+    uri: &str,
     auth: &Authorization,
     secret_key: &str,
     method: &str,
@@ -202,7 +239,8 @@ pub fn verify(
             payload_hash,
             timestamp,
         };
-        let sig = signature(
+        let sig = signature_at(
+            uri,
             secret_key,
             &auth.date,
             &auth.service,

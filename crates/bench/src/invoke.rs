@@ -79,7 +79,7 @@ fn serve_echo(conn: std::net::TcpStream) {
     }
 }
 
-fn create(
+pub(crate) fn create(
     c: &mut Client,
     creds: &Creds,
     name: &str,
@@ -108,7 +108,7 @@ fn create(
     bail!("{name} did not become Active")
 }
 
-fn invoke_body(name: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn invoke_body(name: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(
         &json!({"FunctionName": name, "ClientContext": "{\"k\":\"v\"}"}),
     )?)
@@ -126,7 +126,12 @@ fn invoke(c: &mut Client, creds: &Creds, body: &[u8]) -> anyhow::Result<Value> {
     Ok(res)
 }
 
-fn sequential(ep: &Endpoint, creds: &Creds, body: &[u8], n: usize) -> anyhow::Result<Summary> {
+pub(crate) fn sequential(
+    ep: &Endpoint,
+    creds: &Creds,
+    body: &[u8],
+    n: usize,
+) -> anyhow::Result<Summary> {
     let mut c = Client::connect(ep)?;
     let mut samples = Vec::with_capacity(n);
     for _ in 0..n.min(200) {

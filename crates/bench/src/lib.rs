@@ -7,6 +7,7 @@ pub mod b2;
 pub mod b6;
 pub mod fixture;
 pub mod http;
+pub mod http_bench;
 pub mod invoke;
 pub mod logs;
 pub mod report;
@@ -33,6 +34,8 @@ pub enum Which {
     Invoke,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
+    /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
+    Http,
     All,
 }
 
@@ -170,6 +173,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         for s in invoke::run(&server, args.calls, args.clients, args.seconds, args.colds)? {
             emit(s)?;
         }
+    }
+    if args.which == Which::Http {
+        let server = server_for(args, &db, "info")?;
+        emit(http_bench::run(&server, args.calls)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;

@@ -34,7 +34,9 @@ pub use records::{DURATION_BUCKETS_MS, Metrics};
 pub use store::{EventQuery, EventRow, InvocationOrder, InvocationQuery, InvocationRecord};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 pub use store::{TriggerOrder, TriggerQuery, TriggerRow};
-pub use triggers::{NewTrigger, OpenTimer, TriggerAddress, TriggerChange};
+pub use triggers::{
+    Cors, FunctionUrl, NewTrigger, OpenTimer, TriggerAddress, TriggerChange, UrlDesc,
+};
 
 type KeyCache =
     std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, String, Caller)>>;
@@ -60,6 +62,9 @@ pub struct ControlConfig {
     pub clock: Clock,
     /// The asynchronous event queue and its dispatchers.
     pub events: EventsConfig,
+    /// The function listener's advertised base URL, from which function URLs are made (see
+    /// [`triggers::function_url`]).
+    pub function_url_base: String,
 }
 
 impl Default for ControlConfig {
@@ -71,6 +76,7 @@ impl Default for ControlConfig {
             max_attempts: 5,
             clock: Clock::system(),
             events: EventsConfig::default(),
+            function_url_base: triggers::DEFAULT_URL_BASE.to_string(),
         }
     }
 }
@@ -118,6 +124,8 @@ pub struct Control {
     pub(crate) metrics: Arc<records::Metrics>,
     /// Pool keys of serving snapshots, hashed once per record revision.
     pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
+    /// Function URLs recently resolved (see `triggers::UrlCache`).
+    pub(crate) url_cache: Arc<triggers::UrlCache>,
 }
 
 impl Control {
@@ -134,6 +142,7 @@ impl Control {
             keys: Arc::new(KeyCache::default()),
             metrics: Arc::new(records::Metrics::default()),
             snapshot_keys: Arc::new(invoke::SnapshotKeys::default()),
+            url_cache: Arc::new(triggers::UrlCache::default()),
         }
     }
 

@@ -194,6 +194,13 @@ CREATE INDEX triggers_by_row ON triggers (function_row);
 CREATE INDEX triggers_open ON triggers (trigger_type) WHERE enabled = 1;
 "#;
 
+/// Function URLs (`http` triggers): a function's qualifier has at most one, enforced by the database so that two
+/// concurrent creates cannot both succeed.
+const V11: &str = r#"
+CREATE UNIQUE INDEX triggers_one_url ON triggers (app_id, namespace, function_name, qualifier)
+    WHERE trigger_type = 'http';
+"#;
+
 /// Asynchronous events (Invoke with `InvocationType=Event`, later timer firings) and the retry number of each
 /// invocation record. An event is one row from its acceptance to its end; while it is `RUNNING`, `due_ms` (the
 /// database's clock) is when it may next be claimed: its lease while a dispatcher holds it (`lease_owner` set), or
@@ -324,6 +331,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "asynchronous events; the retry number of invocation records",
         sqlite: V8,
         postgres: V8,
+    },
+    Migration {
+        version: 11,
+        name: "one function URL per qualifier",
+        sqlite: V11,
+        postgres: V11,
     },
 ];
 

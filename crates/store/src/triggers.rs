@@ -207,6 +207,18 @@ impl Store {
         r.as_ref().map(trigger_row).transpose()
     }
 
+    /// One trigger by its id (a function URL names its trigger by id), with the type it must have.
+    pub async fn trigger_by_id(&self, id: &str, trigger_type: &str) -> Result<Option<TriggerRow>> {
+        let r = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM triggers WHERE id = $1 AND trigger_type = $2"
+        ))
+        .bind(id)
+        .bind(trigger_type)
+        .fetch_optional(&self.db.read)
+        .await?;
+        r.as_ref().map(trigger_row).transpose()
+    }
+
     /// Replaces a trigger's description of its source, its state, its custom argument and its description, provided
     /// the trigger is still at `row.rev` and the function's `$LATEST` record at `latest_rev` (`Conflict` otherwise).
     pub async fn update_trigger(

@@ -24,6 +24,69 @@ pub struct FileConfig {
     pub api: ApiFileConfig,
     #[serde(default)]
     pub events: EventsFileConfig,
+    #[serde(default)]
+    pub http: HttpFileConfig,
+}
+
+/// The `[http]` table: the function listener.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpFileConfig {
+    /// The function listener's address (`STRATUS_HTTP_LISTEN`, `--http-listen`).
+    pub listen: Option<String>,
+    /// The base URL function URLs are shown under (`STRATUS_PUBLIC_URL`, `--public-url`).
+    pub public_url: Option<String>,
+}
+
+/// Flags and variables of the function listener (`serve` only).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct HttpArgs {
+    /// The function listener's address [default: 127.0.0.1:9080; port 0 when the API's port is 0].
+    #[arg(long = "http-listen", env = "STRATUS_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
+    /// The base URL function URLs are shown under, e.g. `https://fn.example.com`, or `http://*.fn.example.com` for
+    /// one host per URL [default: http://<the listener's address>].
+    #[arg(long = "public-url", env = "STRATUS_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// The function listener's settings in force.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub listen: String,
+    /// `None`: `http://` and the address the listener is bound to.
+    pub public_url: Option<String>,
+}
+
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9080";
+
+impl HttpArgs {
+    /// These flags and variables over the file's `[http]` table over the defaults. Without a configured address,
+    /// a server whose API asks for any free port (`:0`, as tests and benchmarks start it) takes any free port for
+    /// its function listener too, on the API's host, so that such servers never collide on 9080.
+    pub fn resolve(&self, file: &HttpFileConfig, api_listen: &str) -> anyhow::Result<HttpSettings> {
+        let listen = match self.http_listen.clone().or(file.listen.clone()) {
+            Some(l) => l,
+            None => match api_listen.rsplit_once(':') {
+                Some((host, "0")) => format!("{host}:0"),
+                _ => DEFAULT_HTTP_LISTEN.to_string(),
+            },
+        };
+        let public_url = self
+            .public_url
+            .clone()
+            .or(file.public_url.clone())
+            .map(|u| u.trim().trim_end_matches('/').to_string())
+            .filter(|u| !u.is_empty());
+        if let Some(u) = &public_url {
+            anyhow::ensure!(
+                (u.starts_with("http://") || u.starts_with("https://"))
+                    && u.len() > "https://".len(),
+                "public_url `{u}` must be an http:// or https:// URL"
+            );
+        }
+        Ok(HttpSettings { listen, public_url })
+    }
 }
 
 /// The `[events]` table: the asynchronous event queue and its dispatchers. Each key is overridden by its
@@ -282,6 +345,8 @@ pub struct Settings {
     pub api: ApiFileConfig,
     /// The `[events]` table and its variables, resolved.
     pub events: control::EventsConfig,
+    /// The `[http]` table as the file gives it (see [`HttpArgs::resolve`]).
+    pub http: HttpFileConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -341,6 +406,7 @@ impl Settings {
             events: file.events.resolve()?,
             execution: file.execution,
             api: file.api,
+            http: file.http,
         })
     }
 }
@@ -348,6 +414,39 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn http_settings() {
+        let none = HttpFileConfig::default();
+        let r = |a: &HttpArgs, f: &HttpFileConfig, l: &str| a.resolve(f, l).expect("resolves");
+        assert_eq!(
+            r(&HttpArgs::default(), &none, "127.0.0.1:9000").listen,
+            "127.0.0.1:9080"
+        );
+        assert_eq!(
+            r(&HttpArgs::default(), &none, "127.0.0.1:0").listen,
+            "127.0.0.1:0"
+        );
+        let file: FileConfig = toml::from_str(
+            "[http]\nlisten = \"0.0.0.0:8080\"\npublic_url = \"https://fn.example.com/\"\n",
+        )
+        .expect("parses");
+        let s = r(&HttpArgs::default(), &file.http, "127.0.0.1:0");
+        assert_eq!(s.listen, "0.0.0.0:8080");
+        assert_eq!(s.public_url.as_deref(), Some("https://fn.example.com"));
+        let flags = HttpArgs {
+            http_listen: Some("127.0.0.1:7000".into()),
+            public_url: Some("http://*.fn.test".into()),
+        };
+        let s = r(&flags, &file.http, "127.0.0.1:9000");
+        assert_eq!(s.listen, "127.0.0.1:7000");
+        assert_eq!(s.public_url.as_deref(), Some("http://*.fn.test"));
+        let bad = HttpArgs {
+            http_listen: None,
+            public_url: Some("fn.example.com".into()),
+        };
+        assert!(bad.resolve(&none, "127.0.0.1:9000").is_err());
+    }
 
     #[test]
     fn execution_table_parses() {

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use config::{ApiArgs, CommonArgs, Settings};
+use config::{ApiArgs, CommonArgs, HttpArgs, Settings};
 use control::{Control, ControlConfig};
 use tokio::sync::watch;
 
@@ -41,6 +41,8 @@ enum Command {
         unsandboxed: bool,
         #[command(flatten)]
         api: ApiArgs,
+        #[command(flatten)]
+        http: HttpArgs,
     },
     /// Manage accounts.
     Account {
@@ -188,10 +190,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             workers,
             unsandboxed,
             api,
+            http,
         } => {
             let settings = Settings::resolve(&common, listen, workers)?;
             let limits = api.resolve(&settings.api)?;
-            serve(settings, limits, unsandboxed).await
+            let http = http.resolve(&settings.http, &settings.listen)?;
+            serve(settings, limits, http, unsandboxed).await
         }
         Command::Account { command } => match command {
             AccountCommand::Create { common } => {
@@ -327,6 +331,7 @@ fn execution(
 async fn serve(
     settings: Settings,
     api_cfg: api::ApiConfig,
+    http: config::HttpSettings,
     unsandboxed: bool,
 ) -> anyhow::Result<()> {
     let ctl = open(&settings).await?;
@@ -341,12 +346,23 @@ async fn serve(
         Err(e) => tracing::warn!(error = %e, "could not clear stale temporary files"),
     }
     let engine = execution(unsandboxed, &settings.data_dir, &settings.execution)?;
-    let ctl = ctl.with_engine(engine.clone());
-    ensure_dev_account(&ctl, &settings.data_dir).await?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;
     let addr = listener.local_addr()?;
+    // The function listener, and the base its URLs are shown under.
+    let http_listener = tokio::net::TcpListener::bind(&http.listen)
+        .await
+        .with_context(|| format!("binding the function listener {}", http.listen))?;
+    let http_addr = http_listener.local_addr()?;
+    let url_base = http
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{http_addr}"));
+    let ctl = ctl
+        .with_engine(engine.clone())
+        .with_function_url_base(url_base.clone());
+    ensure_dev_account(&ctl, &settings.data_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = format!("{}-{}", hostname(), std::process::id());
     let workers = {
@@ -393,15 +409,42 @@ async fn serve(
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
-    let app = api::router(ctl.clone(), api_cfg.clone());
-    tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
+    let http_metrics = std::sync::Arc::new(ingress::Metrics::default());
+    let app = api::router(ctl.clone(), api_cfg.clone())
+        .merge(ingress::metrics_router(http_metrics.clone()));
+    let functions = ingress::router(
+        ctl.clone(),
+        ingress::IngressConfig {
+            body_timeout: api_cfg.body_timeout,
+            max_skew_secs: api_cfg.max_skew_secs,
+            ..ingress::IngressConfig::default()
+        },
+        http_metrics,
+    );
+    tracing::info!(%addr, %http_addr, %url_base, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
+        // The function listener's line comes first: a client waiting for the API's line then has both.
         let mut out = std::io::stdout().lock();
+        writeln!(out, "stratus function URLs on http://{http_addr}")?;
         writeln!(out, "stratus listening on http://{addr}")?;
         out.flush()?;
     }
-    // Until SIGTERM; then requests in flight finish.
-    api::serve(listener, app, &api_cfg, shutdown_signal()).await;
+    // Until SIGTERM; then requests in flight finish on both listeners.
+    let (signal_tx, signal_rx) = watch::channel(false);
+    let stopped = |mut rx: watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let function_listener = {
+        let cfg = api_cfg.clone();
+        let stop = stopped(signal_rx.clone());
+        tokio::spawn(async move { api::serve(http_listener, functions, &cfg, stop).await })
+    };
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = signal_tx.send(true);
+    });
+    api::serve(listener, app, &api_cfg, stopped(signal_rx)).await;
+    let _ = function_listener.await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
     // Slots finish the event they run; one still running after the grace is left to its lease (another node, or
