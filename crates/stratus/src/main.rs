@@ -384,7 +384,8 @@ async fn serve(
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
-    let app = api::router(ctl.clone(), api_cfg.clone());
+    // The web console's static files share the API listener (it calls the API from the browser).
+    let app = api::router(ctl.clone(), api_cfg.clone()).merge(console::router());
     tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
         let mut out = std::io::stdout().lock();
