@@ -14,6 +14,7 @@ import pytest
 from playwright.sync_api import expect
 
 from harness import zips
+from harness.api import Scf, unique
 
 FIRST_PAGE_LIMIT = 200 * 1024
 SLOW = 30_000  # ms: preparation and a cold start on a busy machine
@@ -236,8 +237,27 @@ def test_account_layers_and_namespaces_pages(server, page, shots, tmp_path):
     assert page.problems == [], page.problems
 
 
+@pytest.fixture(scope="module")
+def sample(server):
+    """A function made with the official SDK: two versions, a weighted alias, a timer, a few invocations."""
+    scf = Scf(server.client(), server, server.creds)
+    name = scf.create_function(unique("sample"), Description="two versions and an alias")
+    v1 = scf.publish_version(name)
+    scf.call("UpdateFunctionCode", {"FunctionName": name, "Handler": zips.PY_HANDLER,
+                                    "ZipFile": zips.b64(zips.python_hello("v2"))})
+    scf.wait(name, {"Active"})
+    v2 = scf.publish_version(name)
+    scf.call("CreateAlias", {"FunctionName": name, "Name": "live", "FunctionVersion": v1,
+                             "RoutingConfig": {"AdditionalVersionWeights": [{"Version": v2, "Weight": 0.3}]}})
+    scf.call("CreateTrigger", {"FunctionName": name, "TriggerName": "every5", "Type": "timer",
+                               "TriggerDesc": "0 */5 * * * * *"})
+    for i in range(3):
+        scf.call("Invoke", {"FunctionName": name, "ClientContext": json.dumps({"i": i})})
+    return name
+
+
 @pytest.mark.parametrize("width", [390, 1280])
-def test_pages_fit_the_width(server, browser, shots, width):
+def test_pages_fit_the_width(server, browser, shots, sample, width):
     page = browser.new_page()
     page.set_viewport_size({"width": width, "height": 844})
     try:
@@ -253,6 +273,23 @@ def test_pages_fit_the_width(server, browser, shots, width):
             overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
             assert overflow <= 0, f"{hash_} is {overflow}px wider than {width}px"
             shots(page, heading)
+        base = f"{console_url(server)}#/fn/default/{sample}"
+        for tab, ready in [("overview", "dl.props"), ("invoke", "#event"), ("logs", "#log-list tbody tr"),
+                           ("monitoring", "figure[data-chart='Invocations']"), ("versions", ".weights"),
+                           ("triggers", "main tbody tr")]:
+            page.goto(f"{base}/{tab}")
+            expect(page.locator(ready).first).to_be_visible(timeout=SLOW)
+            page.wait_for_load_state("networkidle")
+            overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 0, f"{tab} is {overflow}px wider than {width}px"
+            shots(page, f"function-{tab}")
+        page.goto(f"{base}/versions")
+        expect(page.locator("tr", has_text="live").locator(".weights span")).to_have_text("v1 70% · v2 30%")
+        expect(page.locator("tr", has_text="$DEFAULT").locator(".weights span")).to_have_text("$LATEST 100%")
+        page.goto(f"{base}/triggers")
+        expect(page.locator("main tbody")).to_contain_text("0 */5 * * * * *")
+        page.goto(f"{base}/monitoring")
+        expect(page.locator("figure[data-chart='Invocations'] .total")).to_have_text("3", timeout=SLOW)
         # Keyboard: a page moves the focus to its content; Tab reaches its first control, Shift+Tab the top bar.
         page.goto(f"{console_url(server)}#/functions")
         expect(page.get_by_role("link", name="Create function")).to_be_visible()

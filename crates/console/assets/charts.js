@@ -2,9 +2,9 @@
 
 import { h, parseScfTime, s } from "./ui.js";
 
-const W = 560;
-const H = 180;
-const PAD = { l: 44, r: 8, t: 10, b: 24 };
+const W = 360;
+const H = 170;
+const PAD = { l: 36, r: 6, t: 10, b: 22 };
 
 /** Groups records (GetFunctionLogs `Data`) into `n` buckets ending at `end` (a Date), each `stepMs` wide. */
 export function bucket(records, end, n, stepMs) {
@@ -111,14 +111,15 @@ export function durationChart(title, buckets) {
 
 /** An alias's traffic split as a stacked bar with a legend. `[{version, weight}]`, weights summing to 1. */
 export function weightBar(split) {
+  const label = (v) => (/^\d+$/.test(v) ? `v${v}` : v);
   let x = 0;
   const parts = split.map((p, i) => {
     const r = s("rect", { class: `w${Math.min(i, 3)}`, x: x * 100, y: 0, width: p.weight * 100, height: 10 },
-      s("title", null, `version ${p.version}: ${Math.round(p.weight * 100)}%`));
+      s("title", null, `${label(p.version)}: ${Math.round(p.weight * 100)}%`));
     x += p.weight;
     return r;
   });
   return h("div.weights", null,
     s("svg", { viewBox: "0 0 100 10", preserveAspectRatio: "none", "aria-hidden": "true" }, parts),
-    h("span", null, split.map((p) => `v${p.version} ${Math.round(p.weight * 1000) / 10}%`).join(" · ")));
+    h("span", null, split.filter((p) => p.weight > 0 || split.length === 1).map((p) => `${label(p.version)} ${Math.round(p.weight * 1000) / 10}%`).join(" · ")));
 }

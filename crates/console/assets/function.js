@@ -130,7 +130,7 @@ function code(body, t) {
   const err = h("div.wide");
   const submit = h("button.btn.btn-primary", { type: "submit" }, "Update code");
   const form = h("form.form", null, field("Handler", handler), field("Code (zip)", zip),
-    h("label.row", null, publish, "Publish a version once applied"), prog.box, err, h("div.actions", null, submit));
+    h("label.check", null, publish, "Publish a version once applied"), prog.box, err, h("div.actions", null, submit));
   form.addEventListener("submit", busy(submit, async () => {
     clear(err);
     try {
@@ -170,7 +170,7 @@ async function qualifiers(t) {
 
 function invoke(body, t) {
   const key = `${t.ns}/${t.name}`;
-  const editor = h("textarea", { id: "event", rows: 10, spellcheck: "false", "aria-label": "Event (JSON)", value: drafts.get(key) || DEFAULT_EVENT });
+  const editor = h("textarea.editor", { id: "event", rows: 10, spellcheck: "false", "aria-label": "Event (JSON)", value: drafts.get(key) || DEFAULT_EVENT });
   const qual = h("select", { id: "invoke-qualifier" }, h("option", { value: "$LATEST" }, "$LATEST"));
   const routing = h("input", { id: "invoke-routing", placeholder: "optional" });
   const hint = h("small.error-text", { "aria-live": "polite" });
