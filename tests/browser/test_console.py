@@ -239,12 +239,18 @@ def test_account_layers_and_namespaces_pages(server, page, shots, tmp_path):
 
 @pytest.fixture(scope="module")
 def sample(server):
-    """A function made with the official SDK: two versions, a weighted alias, a timer, a few invocations."""
+    """A function made with the official SDK: two versions, a weighted alias, a timer, three calls and a failure."""
     scf = Scf(server.client(), server, server.creds)
-    name = scf.create_function(unique("sample"), Description="two versions and an alias")
+    source = HANDLER_SOURCE.replace("    print(", '    if event.get("fail"):\n        raise ValueError("asked to fail")\n    print(')
+
+    def code(marker: str) -> str:
+        return zips.b64(zips.build([zips.Entry("index.py", (source % marker).encode())]))
+
+    name = scf.create_function(unique("sample"), zip_bytes=zips.build([zips.Entry("index.py", (source % "v1").encode())]),
+                               Description="two versions and an alias")
     v1 = scf.publish_version(name)
     scf.call("UpdateFunctionCode", {"FunctionName": name, "Handler": zips.PY_HANDLER,
-                                    "ZipFile": zips.b64(zips.python_hello("v2"))})
+                                    "ZipFile": code("v2")})
     scf.wait(name, {"Active"})
     v2 = scf.publish_version(name)
     scf.call("CreateAlias", {"FunctionName": name, "Name": "live", "FunctionVersion": v1,
@@ -253,11 +259,14 @@ def sample(server):
                                "TriggerDesc": "0 */5 * * * * *"})
     for i in range(3):
         scf.call("Invoke", {"FunctionName": name, "ClientContext": json.dumps({"i": i})})
-    return name
+    failed = scf.call("Invoke", {"FunctionName": name, "ClientContext": json.dumps({"fail": True})})["Result"]
+    assert failed["InvokeResult"] != 0, failed
+    return name, scf
 
 
 @pytest.mark.parametrize("width", [390, 1280])
 def test_pages_fit_the_width(server, browser, shots, sample, width):
+    sample, scf = sample
     page = browser.new_page()
     page.set_viewport_size({"width": width, "height": 844})
     try:
@@ -289,7 +298,24 @@ def test_pages_fit_the_width(server, browser, shots, sample, width):
         page.goto(f"{base}/triggers")
         expect(page.locator("main tbody")).to_contain_text("0 */5 * * * * *")
         page.goto(f"{base}/monitoring")
-        expect(page.locator("figure[data-chart='Invocations'] .total")).to_have_text("3", timeout=SLOW)
+        calls = scf.call("GetFunctionLogs", {"FunctionName": sample, "Limit": 1})["TotalCount"]
+        errors = scf.call("GetFunctionLogs", {"FunctionName": sample, "Limit": 1, "Filter": {"RetCode": "not0"}})["TotalCount"]
+        assert calls >= 4 and errors >= 1
+        expect(page.locator("figure[data-chart='Invocations'] .total")).to_have_text(str(calls), timeout=SLOW)
+        expect(page.locator("figure[data-chart='Errors'] .total")).to_have_text(str(errors))
+        # Only the failed calls, through the log search's result filter.
+        page.goto(f"{base}/logs")
+        page.select_option("#log-retcode", "not0")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#log-list tbody tr")).to_have_count(errors, timeout=SLOW)
+        expect(page.locator("#log-list tbody tr").first).to_contain_text("asked to fail")
+        # A failed invocation from the editor shows its error.
+        page.goto(f"{base}/invoke")
+        page.locator("#event").fill('{"fail": true}')
+        page.locator("#invoke-run").click()
+        expect(page.locator("#invoke-errmsg")).to_contain_text("asked to fail", timeout=SLOW)
+        expect(page.locator("#invoke-result .chip")).to_have_text("Failed")
+        shots(page, "invoke-failed")
         # Keyboard: a page moves the focus to its content; Tab reaches its first control, Shift+Tab the top bar.
         page.goto(f"{console_url(server)}#/functions")
         expect(page.get_by_role("link", name="Create function")).to_be_visible()

@@ -26,11 +26,21 @@ export function bucket(records, end, n, stepMs) {
   return out;
 }
 
-function niceMax(v) {
-  if (v <= 0) return 1;
-  const p = 10 ** Math.floor(Math.log10(v));
-  for (const m of [1, 2, 2.5, 5, 10]) if (v <= m * p) return m * p;
-  return 10 * p;
+/** A top of the axis whose four steps are round numbers (whole ones for counts). */
+function niceMax(v, whole = false) {
+  if (v <= 0) return whole ? 4 : 1;
+  const raw = v / 4;
+  const p = 10 ** Math.floor(Math.log10(raw));
+  let step = 10 * p;
+  for (const m of [1, 2, 2.5, 5]) {
+    if (raw <= m * p) { step = m * p; break; }
+  }
+  if (whole) step = Math.max(1, Math.ceil(step));
+  return step * 4;
+}
+
+function tick(v) {
+  return String(Math.round(v * 100) / 100);
 }
 
 function frame(max, buckets, unit) {
@@ -41,7 +51,7 @@ function frame(max, buckets, unit) {
     const v = (max * i) / 4;
     g.push(s("line", { class: "grid-line", x1: PAD.l, x2: W - PAD.r, y1: y, y2: y }));
     g.push(s("text", { class: "label", x: PAD.l - 6, y: y + 3, "text-anchor": "end" },
-      `${Number.isInteger(v) ? v : v.toFixed(1)}${unit}`));
+      `${tick(v)}${unit}`));
   }
   const iw = W - PAD.l - PAD.r;
   const step = Math.max(1, Math.ceil(buckets.length / 6));
@@ -62,7 +72,7 @@ function svg(title, children) {
 /** A bar chart of `value(bucket)`. */
 export function barChart(title, buckets, value, { bad = false, total } = {}) {
   const vals = buckets.map(value);
-  const max = niceMax(Math.max(0, ...vals));
+  const max = niceMax(Math.max(0, ...vals), true);
   const iw = W - PAD.l - PAD.r;
   const ih = H - PAD.t - PAD.b;
   const bw = iw / buckets.length;

@@ -242,7 +242,7 @@ function logs(body, t) {
   const order = h("select", { id: "log-order" }, h("option", { value: "DESC" }, "Newest first"), h("option", { value: "ASC" }, "Oldest first"));
   const search = h("button.btn.btn-primary", { type: "submit" }, "Search");
   const list = h("div", { id: "log-list" });
-  const pager = h("div.row");
+  const pager = h("div.row.pager");
   let offset = 0;
   const limit = 20;
   let rows = [];
@@ -250,8 +250,8 @@ function logs(body, t) {
     const k = word.value.trim().toLowerCase();
     const shown = k ? rows.filter((r) => `${r.Log}\n${r.RetMsg}\n${r.RequestId}`.toLowerCase().includes(k)) : rows;
     clear(list).append(table(
-      [{ label: "Start (UTC)" }, { label: "Request" }, { label: "Result" }, { label: "Duration", num: true }, { label: "Memory", num: true, narrow: true }, { label: "Log" }],
-      shown.map((r) => [r.StartTime, h("code.mono", null, r.RequestId),
+      [{ label: "Invocation (UTC)" }, { label: "Result" }, { label: "Duration", num: true }, { label: "Memory", num: true, narrow: true }, { label: "Log" }],
+      shown.map((r) => [[h("div", null, r.StartTime, r.RetryNum ? ` · retry ${r.RetryNum}` : ""), h("code.mono.request", null, r.RequestId)],
         r.RetCode === 0 ? chip("Active", "OK") : chip("Failed", String(r.RetCode)),
         ms(r.Duration), bytes(r.MemUsage),
         h("details.log", null, h("summary", null, "Show"), h("pre", null, r.Log || ""), r.RetMsg ? h("pre", null, pretty(r.RetMsg)) : null)]),
