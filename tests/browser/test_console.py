@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import urllib.request
 import uuid
 
@@ -49,7 +48,12 @@ def transferred(responses) -> int:
     return total
 
 
-def test_first_page_is_small_and_strict(server, page, shots):
+def test_first_page_is_small_and_strict(server, page, shots, artifacts):
+    # Measured as a first visit: nothing from the browser's cache.
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send("Network.clearBrowserCache")
+    cdp.send("Network.setCacheDisabled", {"cacheDisabled": True})
     responses = []
     page.on("response", lambda r: responses.append(r))
     resp = page.goto(console_url(server))
@@ -58,7 +62,11 @@ def test_first_page_is_small_and_strict(server, page, shots):
     shots(page, "first-page")
     size = transferred(responses)
     print(f"first page: {len(responses)} responses, {size} bytes transferred")
+    (artifacts / "first-page.json").write_text(json.dumps(
+        {"responses": len(responses), "bytes": size, "limit": FIRST_PAGE_LIMIT,
+         "files": {r.url.removeprefix(server.url): r.request.sizes()["responseBodySize"] for r in responses}}, indent=2))
     assert size < FIRST_PAGE_LIMIT, f"the first page transferred {size} bytes"
+    assert all(r.status == 200 for r in responses), [(r.url, r.status) for r in responses]
     assert all(r.url.startswith(server.url) for r in responses), [r.url for r in responses]
     csp = resp.headers["content-security-policy"]
     for directive in ("default-src 'self'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'"):
@@ -325,3 +333,36 @@ def test_pages_fit_the_width(server, browser, shots, sample, width):
         assert page.evaluate("document.activeElement.textContent") == "Sign out"
     finally:
         page.close()
+
+
+def test_bind_and_unbind_a_layer(server, page, shots, sample):
+    name, scf = sample
+    layer, version = scf.publish_layer(unique("lib").replace("-", "_"))
+    sign_in(page, server)
+    page.goto(f"{console_url(server)}#/fn/default/{name}/layers")
+    expect(page.get_by_text("No layers bound.")).to_be_visible()
+    expect(page.locator(f"#bind-layer option[value='{layer}']")).to_have_count(1)
+    page.select_option("#bind-layer", layer)
+    expect(page.locator(f"#bind-version option[value='{version}']")).to_have_count(1)
+    page.get_by_role("button", name="Bind").click()
+    bound = page.locator("main tbody tr", has_text=layer)
+    expect(bound).to_have_count(1, timeout=SLOW)
+    expect(page.locator("#fn-status .chip")).to_have_text("Active", timeout=SLOW)
+    assert [(l["LayerName"], l["LayerVersion"]) for l in scf.get(name)["Layers"]] == [(layer, version)]
+    shots(page, "layer-bound")
+    bound.get_by_role("button", name="Unbind").click()
+    expect(page.get_by_text("No layers bound.")).to_be_visible(timeout=SLOW)
+    expect(page.locator("#fn-status .chip")).to_have_text("Active", timeout=SLOW)
+    assert scf.get(name)["Layers"] == []
+    assert page.problems == [], page.problems
+
+
+def test_a_key_that_stops_working_returns_to_sign_in(server, page):
+    sign_in(page, server)
+    # As if the key had been replaced meanwhile: the next live refresh is refused and the tab forgets the key.
+    page.evaluate("""() => sessionStorage.setItem('stratus.console.credentials',
+                       JSON.stringify({secretId: %s, secretKey: 'revoked'}))""" % json.dumps(server.creds.secret_id))
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible(timeout=SLOW)
+    expect(page.locator(".toast.bad")).to_contain_text("Signed out")
+    assert page.evaluate("sessionStorage.getItem('stratus.console.credentials')") is None
+    assert not page.locator("#topbar").is_visible()

@@ -95,6 +95,11 @@ export async function call(action, params = {}, opts = {}) {
     if (r.Error) {
       // Our clock was off and the reply told us the server's: sign again once.
       if (r.Error.Code === "AuthFailure.SignatureExpire" && attempt === 0) continue;
+      // The stored key no longer works (deleted, or another account's): back to the sign-in page.
+      if (!opts.credentials && /^AuthFailure\.(SecretIdNotFound|SignatureFailure)$/.test(r.Error.Code)) {
+        clearCredentials();
+        window.dispatchEvent(new CustomEvent("stratus:signed-out", { detail: r.Error.Message }));
+      }
       throw new ApiError(r.Error.Code, r.Error.Message, r.RequestId);
     }
     return r;

@@ -4,7 +4,7 @@
 import { call, clearCredentials, credentials } from "./api.js";
 import { functionPage } from "./function.js";
 import { account, createFunction, functionList, layers, namespaces, signIn } from "./pages.js";
-import { clear, confirmDialog, h } from "./ui.js";
+import { clear, confirmDialog, h, toast } from "./ui.js";
 
 const NS_KEY = "stratus.console.namespace";
 const main = document.getElementById("main");
@@ -109,4 +109,9 @@ document.getElementById("signout").addEventListener("click", () => {
   go("#/functions");
 });
 window.addEventListener("hashchange", route);
+window.addEventListener("stratus:signed-out", (e) => {
+  if (topbar.hidden) return; // already on the sign-in page
+  toast(`Signed out: ${e.detail}`, true);
+  route();
+});
 if (credentials()) start(); else route();

@@ -390,10 +390,42 @@ function triggers(body, t) {
 
 function layersTab(body, t) {
   const box = h("div", null, h("div.empty", null, "Loading…"));
-  body.append(h("div.card", null, h("h2", null, "Layers bound to $LATEST"), box));
+  const layer = h("select", { id: "bind-layer", "aria-label": "Layer" }, h("option", { value: "" }, "Choose a layer"));
+  const version = h("select", { id: "bind-version", "aria-label": "Version" });
+  const bind = h("button.btn.btn-primary", { type: "submit" }, "Bind");
+  const form = h("form.form", null, field("Layer", layer), field("Version", version), h("div.actions", null, bind));
+  const bound = () => ((t.fn && t.fn.Layers) || []).map((l) => ({ LayerName: l.LayerName, LayerVersion: l.LayerVersion }));
+  const update = async (layers, what) => {
+    await call("UpdateFunctionConfiguration", { Namespace: t.ns, FunctionName: t.name, Layers: layers });
+    toast(what);
+  };
+  layer.addEventListener("change", async () => {
+    clear(version);
+    if (!layer.value) return;
+    try {
+      const r = await call("ListLayerVersions", { LayerName: layer.value });
+      version.append(...(r.LayerVersions || []).map((v) => h("option", { value: String(v.LayerVersion) }, `${v.LayerVersion} · ${v.Status}`)));
+    } catch (e) {
+      toast(`${e.code}: ${e.message}`, true);
+    }
+  });
+  form.addEventListener("submit", busy(bind, async () => {
+    if (!layer.value || !version.value) throw new ApiError("MissingParameter", "Choose a layer and a version.");
+    const rest = bound().filter((l) => l.LayerName !== layer.value);
+    await update([...rest, { LayerName: layer.value, LayerVersion: Number(version.value) }], `Binding ${layer.value}…`);
+  }));
+  call("ListLayers", { Limit: 100 }).then((r) => {
+    layer.append(...(r.Layers || []).map((l) => h("option", { value: l.LayerName }, l.LayerName)));
+  }, (e) => toast(`${e.code}: ${e.message}`, true));
+  body.append(h("div.card", null, h("h2", null, "Layers bound to $LATEST"), box),
+    h("div.card", null, h("h2", null, "Bind a layer"), h("p.muted", null, "Layers are merged read-only at /opt, in the order bound."), form));
   t.onFunction((f) => {
-    clear(box).append(table([{ label: "Layer" }, { label: "Version", num: true }, { label: "Status" }, { label: "Runtimes", narrow: true }],
-      (f.Layers || []).map((l) => [h("a", { href: "#/layers" }, l.LayerName), String(l.LayerVersion), chip(l.Status), (l.CompatibleRuntimes || []).join(", ")]),
-      "No layers bound. Bind them with UpdateFunctionConfiguration."));
+    clear(box).append(table([{ label: "Layer" }, { label: "Version", num: true }, { label: "Status" }, { label: "Runtimes", narrow: true }, { label: "" }],
+      (f.Layers || []).map((l) => {
+        const un = h("button.btn.btn-danger.btn-sm", { type: "button" }, "Unbind");
+        un.addEventListener("click", busy(un, () => update(bound().filter((x) => x.LayerName !== l.LayerName), `Unbinding ${l.LayerName}…`)));
+        return [h("a", { href: "#/layers" }, l.LayerName), String(l.LayerVersion), chip(l.Status), (l.CompatibleRuntimes || []).join(", "), un];
+      }),
+      "No layers bound."));
   });
 }
