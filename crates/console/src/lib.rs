@@ -6,7 +6,7 @@
 //! server side therefore holds no session and adds no endpoint beyond these static files. Every reply carries a
 //! strict Content-Security-Policy (scripts, styles and connections from this origin only, no inline code, never
 //! framed), `no-referrer`, `nosniff`, and an ETag with `Cache-Control: no-cache` so a browser revalidates cheaply
-//! and never runs assets older than the binary.
+//! and never runs assets older than the binary. Files are sent gzipped to clients that accept it (compressed once).
 
 use std::sync::OnceLock;
 
@@ -69,26 +69,70 @@ pub fn router() -> Router {
         .route("/console/assets/{name}", get(asset))
 }
 
-fn etags() -> &'static Vec<String> {
-    static TAGS: OnceLock<Vec<String>> = OnceLock::new();
-    TAGS.get_or_init(|| {
-        std::iter::once(INDEX)
-            .chain(ASSETS.iter().map(|a| a.bytes))
-            .map(|b| format!("\"{}\"", &hex::encode(Sha256::digest(b))[..20]))
+/// A file as served: its bytes, their gzip form when that is smaller, and the ETag of each.
+struct Prepared {
+    content_type: &'static str,
+    plain: &'static [u8],
+    tag: String,
+    gzip: Option<(Vec<u8>, String)>,
+}
+
+/// The shell, then every asset in `ASSETS` order; compressed once, on first use.
+fn prepared() -> &'static [Prepared] {
+    static FILES: OnceLock<Vec<Prepared>> = OnceLock::new();
+    FILES.get_or_init(|| {
+        std::iter::once(("text/html; charset=utf-8", INDEX))
+            .chain(ASSETS.iter().map(|a| (a.content_type, a.bytes)))
+            .map(|(content_type, plain)| {
+                let hash = hex::encode(Sha256::digest(plain));
+                let gzip = gzip(plain)
+                    .filter(|z| z.len() < plain.len())
+                    .map(|z| (z, format!("\"{}-gz\"", &hash[..20])));
+                Prepared {
+                    content_type,
+                    plain,
+                    tag: format!("\"{}\"", &hash[..20]),
+                    gzip,
+                }
+            })
             .collect()
     })
 }
 
+fn gzip(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    z.write_all(bytes).ok()?;
+    z.finish().ok()
+}
+
+/// Whether `Accept-Encoding` admits gzip (listed, or `*`, without `q=0`).
+fn accepts_gzip(req: &HeaderMap) -> bool {
+    let Some(v) = req
+        .get(header::ACCEPT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    v.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let name = parts.next().unwrap_or("");
+        let refused = parts.any(|p| {
+            p.strip_prefix("q=")
+                .and_then(|q| q.parse::<f32>().ok())
+                .is_some_and(|q| q <= 0.0)
+        });
+        (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+    })
+}
+
 async fn index(headers: HeaderMap) -> Response {
-    serve(&headers, "text/html; charset=utf-8", INDEX, &etags()[0])
+    serve(&headers, &prepared()[0])
 }
 
 async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().position(|a| a.name == name) {
-        Some(i) => {
-            let a = &ASSETS[i];
-            serve(&headers, a.content_type, a.bytes, &etags()[i + 1])
-        }
+        Some(i) => serve(&headers, &prepared()[i + 1]),
         None => {
             let mut r = (StatusCode::NOT_FOUND, "no such console file").into_response();
             secure(r.headers_mut());
@@ -97,29 +141,35 @@ async fn asset(Path(name): Path<String>, headers: HeaderMap) -> Response {
     }
 }
 
-fn serve(
-    req: &HeaderMap,
-    content_type: &'static str,
-    bytes: &'static [u8],
-    etag: &str,
-) -> Response {
+fn serve(req: &HeaderMap, file: &'static Prepared) -> Response {
+    let (body, tag, gzipped): (&'static [u8], &str, bool) = match &file.gzip {
+        Some((z, tag)) if accepts_gzip(req) => (z.as_slice(), tag, true),
+        _ => (file.plain, &file.tag, false),
+    };
     let fresh = req
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
     let mut r = if fresh {
         StatusCode::NOT_MODIFIED.into_response()
     } else {
-        let mut r = (StatusCode::OK, bytes).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        let mut r = (StatusCode::OK, body).into_response();
+        r.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(file.content_type),
+        );
+        if gzipped {
+            r.headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        }
         r
     };
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(etag) {
+    if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept-Encoding"));
     secure(h);
     r
 }
@@ -154,9 +204,20 @@ mod tests {
     use super::*;
 
     async fn get(path: &str, etag: Option<&str>) -> (StatusCode, HeaderMap, Vec<u8>) {
+        get_with(path, etag, None).await
+    }
+
+    async fn get_with(
+        path: &str,
+        etag: Option<&str>,
+        encoding: Option<&str>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
         let mut req = Request::get(path);
         if let Some(t) = etag {
             req = req.header(header::IF_NONE_MATCH, t);
+        }
+        if let Some(e) = encoding {
+            req = req.header(header::ACCEPT_ENCODING, e);
         }
         let resp = router()
             .oneshot(req.body(Body::empty()).expect("request"))
@@ -206,6 +267,52 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         let (_, hi, _) = get("/console/", None).await;
         assert_ne!(hi[header::ETAG], tag.as_str(), "each file has its own tag");
+    }
+
+    #[tokio::test]
+    async fn gzip_when_accepted_with_its_own_tag() {
+        use std::io::Read;
+        let (status, h, body) = get_with(
+            "/console/assets/function.js",
+            None,
+            Some("gzip, deflate, br"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(h[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(h[header::VARY], "Accept-Encoding");
+        let mut plain = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut plain)
+            .expect("gunzip");
+        let js = ASSETS
+            .iter()
+            .find(|a| a.name == "function.js")
+            .expect("asset");
+        assert_eq!(plain, js.bytes);
+        assert!(
+            body.len() * 2 < js.bytes.len(),
+            "{} of {}",
+            body.len(),
+            js.bytes.len()
+        );
+        let gz_tag = h[header::ETAG].to_str().expect("tag").to_string();
+        // Not accepted (absent, or refused with q=0): the plain bytes, under another tag.
+        for enc in [None, Some("gzip;q=0"), Some("br")] {
+            let (_, h2, body2) = get_with("/console/assets/function.js", None, enc).await;
+            assert!(h2.get(header::CONTENT_ENCODING).is_none(), "{enc:?}");
+            assert_eq!(body2, js.bytes);
+            assert_ne!(h2[header::ETAG], gz_tag.as_str());
+        }
+        let (status, _, _) =
+            get_with("/console/assets/function.js", Some(&gz_tag), Some("gzip")).await;
+        assert_eq!(status, StatusCode::NOT_MODIFIED);
+        let (status, _, _) = get_with("/console/assets/function.js", Some(&gz_tag), None).await;
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "the gzip tag does not validate the plain file"
+        );
     }
 
     /// The policy forbids inline code: the shell must load everything from files, and the scripts must not build
