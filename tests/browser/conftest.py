@@ -53,9 +53,14 @@ def artifacts() -> Path:
     return d
 
 
+# The first create and the first update of a module's server stay in Creating / Updating for 2 s (the binary is
+# built with --all-features, so its fail points work), so that the console is seen moving a status on by itself.
+HOLD = "create-function=1*sleep(2000);update-function=1*sleep(2000)"
+
+
 @pytest.fixture(scope="module")
 def server():
-    srv = StratusServer(Backend("sqlite"))
+    srv = StratusServer(Backend("sqlite"), failpoints=HOLD)
     try:
         srv.start()
         yield srv

@@ -122,8 +122,10 @@ def test_function_lifecycle_in_the_console(server, page, shots, tmp_path):
     page.set_input_files("#fn-zip", str(good))
     shots(page, "create-form")
     page.get_by_role("button", name="Create").click()
-    # The function page opens and its status turns Active by itself.
+    # The function page opens, Creating (held 2 s by the server's fail point), and turns Active by itself.
     expect(page.get_by_role("heading", name=name)).to_be_visible()
+    expect(page.locator("#fn-status .chip")).to_have_text("Creating", timeout=SLOW)
+    shots(page, "function-creating")
     expect(page.locator("#fn-status .chip")).to_have_text("Active", timeout=SLOW)
     assert page.evaluate("window.__sameDocument") is True
     shots(page, "function-configuration")
@@ -195,6 +197,7 @@ def test_function_lifecycle_in_the_console(server, page, shots, tmp_path):
     # An update whose zip lacks the handler's file: UpdateFailed, its reasons shown, the old code still serving.
     page.set_input_files("#code-zip", str(broken))
     page.get_by_role("button", name="Update code").click()
+    expect(page.locator("#fn-status .chip")).to_have_text("Updating", timeout=SLOW)
     expect(page.locator("#fn-status .chip")).to_have_text("UpdateFailed", timeout=SLOW)
     reasons = page.locator("#fn-reasons")
     expect(reasons).to_contain_text("index.py")
