@@ -72,7 +72,8 @@ export function functionList(main, ctx) {
   const rows = new Map();
   let tbody = null;
   const render = ({ functions, total }) => {
-    count.textContent = `${total} function${total === 1 ? "" : "s"} · live`;
+    const shown = functions.length < total ? `the first ${functions.length} of ` : "";
+    count.textContent = `${shown}${total} function${total === 1 ? "" : "s"} · live`;
     if (!functions.length) {
       rows.clear();
       tbody = null;

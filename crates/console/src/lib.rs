@@ -17,10 +17,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-/// The policy sent with every console reply. `connect-src 'self'` is the API on the same listener; `img-src data:`
-/// is for the SVG icons drawn inline by the stylesheet.
+/// The policy sent with every console reply: everything from this origin only (`connect-src 'self'` is the API on
+/// the same listener), no inline script or style, no plugins, no `<base>`, no form submissions, never framed.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-img-src 'self' data:; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
+img-src 'self'; font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; \
 form-action 'none'; frame-ancestors 'none'";
 
 /// One embedded file.
