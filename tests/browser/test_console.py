@@ -320,6 +320,12 @@ def test_pages_fit_the_width(server, browser, shots, sample, width):
         page.get_by_role("button", name="Search").click()
         expect(page.locator("#log-list tbody tr")).to_have_count(errors, timeout=SLOW)
         expect(page.locator("#log-list tbody tr").first).to_contain_text("asked to fail")
+        # Every call, then narrowed by a keyword of their logs.
+        page.select_option("#log-retcode", "")
+        page.get_by_role("button", name="Search").click()
+        expect(page.locator("#log-list tbody tr")).to_have_count(calls, timeout=SLOW)
+        page.fill("#log-keyword", "asked to fail")
+        expect(page.locator("#log-list tbody tr")).to_have_count(errors)
         # A failed invocation from the editor shows its error.
         page.goto(f"{base}/invoke")
         page.locator("#event").fill('{"fail": true}')

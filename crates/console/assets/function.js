@@ -246,7 +246,8 @@ function logs(body, t) {
   let offset = 0;
   const limit = 20;
   let rows = [];
-  const draw = (total) => {
+  let total = 0;
+  const draw = () => {
     const k = word.value.trim().toLowerCase();
     const shown = k ? rows.filter((r) => `${r.Log}\n${r.RetMsg}\n${r.RequestId}`.toLowerCase().includes(k)) : rows;
     clear(list).append(table(
@@ -272,7 +273,8 @@ function logs(body, t) {
     try {
       const r = await call("GetFunctionLogs", params);
       rows = r.Data || [];
-      draw(r.TotalCount || 0);
+      total = r.TotalCount || 0;
+      draw();
     } catch (e) {
       clear(list).append(errorBox(e));
     }
@@ -281,7 +283,7 @@ function logs(body, t) {
     field("From (UTC)", from), field("To (UTC)", to), field("Keyword", word), field("Order", order),
     h("div.actions", null, search, h("span.muted", null, "Invocation records are kept 7 days by default.")));
   form.addEventListener("submit", busy(search, async () => { offset = 0; await load(); }));
-  word.addEventListener("input", () => draw(rows.length + offset));
+  word.addEventListener("input", draw);
   body.append(h("div.card", null, h("h2", null, "Search the logs"), form), list, pager);
   load();
 }
