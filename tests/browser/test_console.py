@@ -219,6 +219,8 @@ def test_function_lifecycle_in_the_console(server, page, shots, tmp_path):
     assert page.evaluate("window.__sameDocument") is True
     shots(page, "functions-after-delete")
     assert page.problems == [], page.problems
+    # The key signed every request and went into none of them, nor into the server's log.
+    assert server.creds.secret_key not in server.stderr_path.read_text(errors="replace")
 
 
 def test_account_layers_and_namespaces_pages(server, page, shots, tmp_path):
@@ -235,6 +237,10 @@ def test_account_layers_and_namespaces_pages(server, page, shots, tmp_path):
     page.set_input_files("#layer-zip", str(layer))
     page.get_by_role("button", name="Publish version").click()
     expect(page.locator("main tbody")).to_contain_text("console_layer", timeout=SLOW)
+    # Published in the background: the list follows the version to Active.
+    expect(page.locator("main tbody tr", has_text="console_layer").locator(".chip")).to_have_text("Active", timeout=SLOW)
+    page.get_by_role("button", name="Versions").click()
+    expect(page.locator("main td table tbody tr")).to_have_count(1)
     shots(page, "layers")
 
     page.get_by_role("link", name="Namespaces").click()

@@ -1,7 +1,7 @@
 // The console's pages other than a function's own: sign-in, functions, create, namespaces, layers, account.
 
 import { ApiError, call, fileBase64, saveCredentials, signingAvailable } from "./api.js";
-import { watchFunctions } from "./live.js";
+import { POLL_MS, watchFunctions } from "./live.js";
 import {
   busy, bytes, chip, clear, errorBox, field, h, progressBar, props, table, toast,
 } from "./ui.js";
@@ -218,8 +218,10 @@ export async function namespaces(main, ctx) {
 
 // --- Layers ---------------------------------------------------------------------------------------------------
 
-export async function layers(main) {
+export function layers(main) {
   const list = h("div", null, h("div.empty", null, "Loading…"));
+  let stopped = false;
+  let timer = 0;
   const lname = h("input", { id: "layer-name", autocomplete: "off" });
   const lrt = h("select", { id: "layer-runtimes", multiple: true, size: 4 }, RUNTIMES.map((r) => h("option", { value: r }, r)));
   const ldesc = h("input", { id: "layer-description" });
@@ -247,8 +249,12 @@ export async function layers(main) {
         return [h("strong", null, l.LayerName), String(l.LayerVersion), chip(l.Status),
           (l.CompatibleRuntimes || []).join(", "), l.Description || "", h("div", null, btn, more)];
       });
+      if (stopped) return;
       clear(list).append(table([{ label: "Layer" }, { label: "Latest", num: true }, { label: "Status" },
         { label: "Runtimes", narrow: true }, { label: "Description", narrow: true }, { label: "" }], rows, "No layers yet."));
+      // While a version is being published or deleted, follow it until it settles.
+      clearTimeout(timer);
+      if ((r.Layers || []).some((l) => /ing$/.test(l.Status || ""))) timer = setTimeout(load, POLL_MS);
     } catch (e) {
       clear(list).append(errorBox(e));
     }
@@ -267,7 +273,8 @@ export async function layers(main) {
   }));
   clear(main).append(pageHead("Layers", "Shared code and dependencies, mounted read-only at /opt."),
     h("div.card", null, list), h("div.card", null, h("h2", null, "Publish a layer version"), form));
-  await load();
+  load();
+  return () => { stopped = true; clearTimeout(timer); };
 }
 
 // --- Account --------------------------------------------------------------------------------------------------
