@@ -381,3 +381,29 @@ def test_a_key_that_stops_working_returns_to_sign_in(server, page):
     expect(page.locator(".toast.bad")).to_contain_text("Signed out")
     assert page.evaluate("sessionStorage.getItem('stratus.console.credentials')") is None
     assert not page.locator("#topbar").is_visible()
+
+
+def test_create_update_and_delete_an_alias(server, page, shots, sample):
+    name, scf = sample
+    sign_in(page, server)
+    page.goto(f"{console_url(server)}#/fn/default/{name}/versions")
+    expect(page.locator("#alias-version option[value='2']")).to_have_count(1, timeout=SLOW)
+    page.fill("#alias-name", "canary")
+    page.select_option("#alias-version", "2")
+    page.select_option("#alias-extra", "1")
+    page.fill("#alias-weight", "10")
+    page.get_by_role("button", name="Save alias").click()
+    row = page.locator("main tbody tr", has_text="canary")
+    expect(row.locator(".weights span")).to_have_text("v2 90% · v1 10%", timeout=SLOW)
+    got = scf.call("GetAlias", {"FunctionName": name, "Name": "canary"})
+    assert got["FunctionVersion"] == "2"
+    assert got["RoutingConfig"]["AdditionalVersionWeights"] == [{"Version": "1", "Weight": 0.1}]
+    shots(page, "alias-created")
+    page.fill("#alias-weight", "50")
+    page.get_by_role("button", name="Save alias").click()
+    expect(row.locator(".weights span")).to_have_text("v2 50% · v1 50%", timeout=SLOW)
+    row.get_by_role("button", name="Delete").click()
+    page.locator("dialog").get_by_role("button", name="Delete alias").click()
+    expect(page.locator("main tbody tr", has_text="canary")).to_have_count(0, timeout=SLOW)
+    assert "canary" not in {a["Name"] for a in scf.call("ListAliases", {"FunctionName": name})["Aliases"]}
+    assert page.problems == [], page.problems

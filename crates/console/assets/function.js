@@ -263,7 +263,9 @@ function logs(body, t) {
     next.addEventListener("click", () => { offset += rows.length || limit; load(); });
     clear(pager).append(prev, next, h("span.muted", null, total ? `${offset + 1}–${offset + rows.length} of ${total}` : ""));
   };
+  let latest = 0;
   const load = async () => {
+    const seq = ++latest; // only the last search's answer is shown, whatever order the answers arrive in
     const params = { Namespace: t.ns, FunctionName: t.name, Offset: offset, Limit: limit, Order: order.value, OrderBy: "start_time" };
     if (ret.value) params.Filter = { RetCode: ret.value };
     if (rid.value.trim()) params.FunctionRequestId = rid.value.trim();
@@ -272,11 +274,12 @@ function logs(body, t) {
     if (to.value) params.EndTime = utcInput(to.value);
     try {
       const r = await call("GetFunctionLogs", params);
+      if (seq !== latest) return;
       rows = r.Data || [];
       total = r.TotalCount || 0;
       draw();
     } catch (e) {
-      clear(list).append(errorBox(e));
+      if (seq === latest) clear(list).append(errorBox(e));
     }
   };
   const form = h("form.form", null, field("Result", ret), field("Request ID", rid), field("Qualifier", qual),
@@ -298,7 +301,9 @@ function monitoring(body, t) {
   const refresh = h("button.btn", { type: "button" }, "Refresh");
   const charts = h("div.charts", { id: "charts" }, h("div.empty", null, "Loading…"));
   const note = h("p.muted");
+  let latest = 0;
   const load = async () => {
+    const seq = ++latest;
     const [n, step] = RANGES[range.value];
     const end = new Date(Math.ceil(Date.now() / step) * step);
     const start = new Date(end.getTime() - n * step);
@@ -317,9 +322,10 @@ function monitoring(body, t) {
         if (!data.length || offset >= total) break;
       }
     } catch (e) {
-      clear(charts).append(errorBox(e));
+      if (seq === latest) clear(charts).append(errorBox(e));
       return;
     }
+    if (seq !== latest) return;
     const b = bucket(records, end, n, step);
     const errors = b.reduce((a, x) => a + x.errors, 0);
     clear(charts).append(
@@ -348,18 +354,48 @@ function versions(body, t) {
   const vdesc = h("input", { id: "version-description", placeholder: "what changed" });
   const pub = h("button.btn.btn-primary", { type: "submit" }, "Publish version");
   const form = h("form.row", null, h("div.field", null, vdesc), pub);
+  // Alias editor: a main version, optionally a second one taking a share of the traffic.
+  const aname = h("input", { id: "alias-name", autocomplete: "off", placeholder: "e.g. live" });
+  const amain = h("select", { id: "alias-version" });
+  const aextra = h("select", { id: "alias-extra" });
+  const aweight = h("input", { id: "alias-weight", type: "number", min: 0, max: 100, step: 1, value: "0" });
+  const save = h("button.btn.btn-primary", { type: "submit" }, "Save alias");
+  const aform = h("form.form", null, field("Alias", aname, "An existing alias is updated"), field("Version", amain),
+    field("Second version", aextra), field("Its share (%)", aweight), h("div.actions", null, save));
+  let aliases = [];
+  let latest = 0;
   const load = async () => {
+    const seq = ++latest;
     try {
       const [v, a] = await Promise.all([
         call("ListVersionByFunction", { Namespace: t.ns, FunctionName: t.name, Limit: 100, Order: "DESC" }),
         call("ListAliases", { Namespace: t.ns, FunctionName: t.name, Limit: "100" }),
       ]);
+      if (seq !== latest) return;
+      aliases = a.Aliases || [];
+      const vs = (v.Versions || []).map((x) => x.Version);
+      for (const [sel, none] of [[amain, null], [aextra, "none"]]) {
+        const keep = sel.value;
+        clear(sel).append(...(none ? [h("option", { value: "" }, none)] : []), ...vs.map((x) => h("option", { value: x }, x)));
+        if (keep && [...sel.options].some((o) => o.value === keep)) sel.value = keep;
+      }
       clear(vbox).append(table([{ label: "Version" }, { label: "Status" }, { label: "Description" }, { label: "Created (UTC)", narrow: true }],
         (v.Versions || []).map((x) => [h("strong", null, x.Version), chip(x.Status), x.Description || "", x.AddTime || ""])));
-      clear(abox).append(table([{ label: "Alias" }, { label: "Routes to" }, { label: "Rules", narrow: true }, { label: "Description", narrow: true }],
-        (a.Aliases || []).map((x) => [h("strong", null, x.Name), weightBar(split(x)),
-          ((x.RoutingConfig || {}).AddtionVersionMatchs || []).map((m) => h("div", null, h("code", null, `${m.Key} ${m.Method} ${m.Expression} → v${m.Version}`))),
-          x.Description || ""]), "No aliases."));
+      clear(abox).append(table([{ label: "Alias" }, { label: "Routes to" }, { label: "Rules", narrow: true }, { label: "Description", narrow: true }, { label: "" }],
+        aliases.map((x) => {
+          const del = x.Name === "$DEFAULT" ? "" : h("button.btn.btn-danger.btn-sm", { type: "button" }, "Delete");
+          if (del) {
+            del.addEventListener("click", busy(del, async () => {
+              if (!(await t.ctx.confirm(`Delete alias ${x.Name}?`, "Calls naming it will fail.", "Delete alias"))) return;
+              await call("DeleteAlias", { Namespace: t.ns, FunctionName: t.name, Name: x.Name });
+              toast(`Deleted alias ${x.Name}`);
+              await load();
+            }));
+          }
+          return [h("strong", null, x.Name), weightBar(split(x)),
+            ((x.RoutingConfig || {}).AddtionVersionMatchs || []).map((m) => h("div", null, h("code", null, `${m.Key} ${m.Method} ${m.Expression} → v${m.Version}`))),
+            x.Description || "", del];
+        }), "No aliases."));
     } catch (e) {
       clear(vbox).append(errorBox(e));
     }
@@ -370,8 +406,23 @@ function versions(body, t) {
     vdesc.value = "";
     await load();
   }));
+  aform.addEventListener("submit", busy(save, async () => {
+    const name = aname.value.trim();
+    if (!name || !amain.value) throw new ApiError("MissingParameter", "Name the alias and choose its version.");
+    const share = Number(aweight.value) / 100;
+    if (aextra.value && !(share >= 0 && share <= 1)) throw new ApiError("InvalidParameterValue", "The share is a percentage from 0 to 100.");
+    const params = {
+      Namespace: t.ns, FunctionName: t.name, Name: name, FunctionVersion: amain.value,
+      RoutingConfig: { AdditionalVersionWeights: aextra.value && aextra.value !== amain.value ? [{ Version: aextra.value, Weight: share }] : [] },
+    };
+    const exists = aliases.some((x) => x.Name === name);
+    await call(exists ? "UpdateAlias" : "CreateAlias", params);
+    toast(`${exists ? "Updated" : "Created"} alias ${name}`);
+    await load();
+  }));
   body.append(h("div.card", null, h("div.card-head", null, h("h2", null, "Versions"), form), vbox),
-    h("div.card", null, h("h2", null, "Aliases and traffic weights"), abox));
+    h("div.card", null, h("h2", null, "Aliases and traffic weights"), abox),
+    h("div.card", null, h("h2", null, "Create or update an alias"), aform));
   load();
   const timer = setInterval(load, 3000);
   return () => clearInterval(timer);
