@@ -407,3 +407,29 @@ def test_create_update_and_delete_an_alias(server, page, shots, sample):
     expect(page.locator("main tbody tr", has_text="canary")).to_have_count(0, timeout=SLOW)
     assert "canary" not in {a["Name"] for a in scf.call("ListAliases", {"FunctionName": name})["Aliases"]}
     assert page.problems == [], page.problems
+
+
+def test_edit_the_configuration(server, page, shots, sample):
+    name, scf = sample
+    sign_in(page, server)
+    page.goto(f"{console_url(server)}#/fn/default/{name}/overview")
+    expect(page.locator("#cfg-timeout")).not_to_have_value("", timeout=SLOW)
+    page.fill("#cfg-description", "edited in the console")
+    page.select_option("#cfg-memory", "256")
+    page.fill("#cfg-timeout", "7")
+    page.fill("#cfg-env", "MODE=edited\nLEVEL=2")
+    page.get_by_role("button", name="Save configuration").click()
+    props = page.locator("dl.props")
+    expect(props).to_contain_text("256 MB", timeout=SLOW)
+    expect(props).to_contain_text("7 s")
+    expect(props).to_contain_text("MODE, LEVEL")
+    expect(page.locator("#fn-status .chip")).to_have_text("Active", timeout=SLOW)
+    got = scf.get(name)
+    assert (got["MemorySize"], got["Timeout"], got["Description"]) == (256, 7, "edited in the console")
+    assert got["Environment"]["Variables"] == [{"Key": "MODE", "Value": "edited"}, {"Key": "LEVEL", "Value": "2"}]
+    shots(page, "configuration-edited")
+    # A line that is not KEY=VALUE is refused in the page, before any request.
+    page.fill("#cfg-env", "not a pair")
+    page.get_by_role("button", name="Save configuration").click()
+    expect(page.locator(".toast.bad")).to_contain_text("is not KEY=VALUE")
+    assert page.problems == [], page.problems
