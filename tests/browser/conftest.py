@@ -99,6 +99,7 @@ class Shots:
     def __call__(self, page, name: str) -> Path:
         self.n += 1
         path = self.root / f"{self.prefix}-{self.n:02d}-{re.sub(r'[^a-z0-9]+', '-', name.lower())}.png"
+        page.evaluate("window.scrollTo(0, 0)")  # a sticky top bar would otherwise show mid-page
         page.screenshot(path=str(path), full_page=True)
         return path
 

@@ -399,6 +399,12 @@ def test_create_update_and_delete_an_alias(server, page, shots, sample):
     assert got["FunctionVersion"] == "2"
     assert got["RoutingConfig"]["AdditionalVersionWeights"] == [{"Version": "1", "Weight": 0.1}]
     shots(page, "alias-created")
+    page.reload()  # the editor is filled back from the alias
+    row.get_by_role("button", name="Edit").click()
+    expect(page.locator("#alias-name")).to_have_value("canary")
+    expect(page.locator("#alias-version")).to_have_value("2")
+    expect(page.locator("#alias-extra")).to_have_value("1")
+    expect(page.locator("#alias-weight")).to_have_value("10")
     page.fill("#alias-weight", "50")
     page.get_by_role("button", name="Save alias").click()
     expect(row.locator(".weights span")).to_have_text("v2 50% · v1 50%", timeout=SLOW)

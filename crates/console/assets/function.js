@@ -392,9 +392,20 @@ function versions(body, t) {
               await load();
             }));
           }
+          const edit = x.Name === "$DEFAULT" ? "" : h("button.btn.btn-sm", { type: "button" }, "Edit");
+          if (edit) {
+            edit.addEventListener("click", () => {
+              const extra = ((x.RoutingConfig || {}).AdditionalVersionWeights || [])[0];
+              aname.value = x.Name;
+              amain.value = x.FunctionVersion;
+              aextra.value = extra ? extra.Version : "";
+              aweight.value = extra ? String(Math.round(Number(extra.Weight) * 100)) : "0";
+              aname.focus();
+            });
+          }
           return [h("strong", null, x.Name), weightBar(split(x)),
             ((x.RoutingConfig || {}).AddtionVersionMatchs || []).map((m) => h("div", null, h("code", null, `${m.Key} ${m.Method} ${m.Expression} → v${m.Version}`))),
-            x.Description || "", del];
+            x.Description || "", h("div.row", null, edit, del)];
         }), "No aliases."));
     } catch (e) {
       clear(vbox).append(errorBox(e));
