@@ -251,6 +251,14 @@ def test_account_layers_and_namespaces_pages(server, page, shots, tmp_path):
     shots(page, "namespaces")
     page.select_option("#namespace", "console-ns")
     expect(page.get_by_role("heading", name="Namespace console-ns")).to_be_visible()
+    expect(page.get_by_text("No functions yet.", exact=False)).to_be_visible()
+    # Deleted again: gone from the list and from the selector, which falls back to default.
+    page.get_by_role("link", name="Namespaces").click()
+    page.locator("main tbody tr", has_text="console-ns").get_by_role("button", name="Delete").click()
+    page.locator("dialog").get_by_role("button", name="Delete").click()
+    expect(page.locator("main tbody tr", has_text="console-ns")).to_have_count(0, timeout=SLOW)
+    expect(page.locator("#namespace option[value='console-ns']")).to_have_count(0)
+    expect(page.locator("#namespace")).to_have_value("default")
     assert page.problems == [], page.problems
 
 
