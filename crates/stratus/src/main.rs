@@ -410,8 +410,10 @@ async fn serve(
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
     let http_metrics = std::sync::Arc::new(ingress::Metrics::default());
+    // The web console's static files share the API listener (it calls the API from the browser).
     let app = api::router(ctl.clone(), api_cfg.clone())
-        .merge(ingress::metrics_router(http_metrics.clone()));
+        .merge(ingress::metrics_router(http_metrics.clone()))
+        .merge(console::router());
     let functions = ingress::router(
         ctl.clone(),
         ingress::IngressConfig {
