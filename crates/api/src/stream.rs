@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use control::{Caller, Control};
 use sha2::{Digest, Sha256};
-use store::{Change, ChangeKind, Store};
+use store::{Change, ChangeKind, ChangeReader};
 use tokio::sync::watch;
 
 use crate::error::ApiError;
@@ -194,25 +194,22 @@ async fn stream(State(st): State<Arc<StreamState>>, req: axum::extract::Request)
     let store = st.control.store().clone();
     // Subscribed before the start is read: a change committing in between wakes the first wait.
     let wake = store.change_wakeups();
-    let cursor = match resume {
-        Some(n) => n,
-        None => match store.change_head().await {
-            Ok(h) => h,
-            Err(e) => {
-                return refuse(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    ApiError::new("InternalError", e.to_string()),
-                );
-            }
-        },
+    let reader = match store.change_reader(caller.app_id, resume).await {
+        Ok(r) => r,
+        Err(e) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                ApiError::new("InternalError", e.to_string()),
+            );
+        }
     };
+    let cursor = reader.cursor();
     let stop = parts
         .extensions
         .get::<crate::serve::Stopping>()
         .map(|s| s.0.clone());
     let follow = Follow {
-        store,
-        app_id: caller.app_id,
+        reader,
         cursor,
         sent: cursor,
         wake,
@@ -242,8 +239,7 @@ async fn stream(State(st): State<Arc<StreamState>>, req: axum::extract::Request)
 
 /// One connection's position in the log.
 struct Follow {
-    store: Store,
-    app_id: i64,
+    reader: ChangeReader,
     /// Where the next read starts.
     cursor: i64,
     /// The last id the client was told.
@@ -273,11 +269,7 @@ impl Follow {
         }
         loop {
             self.wake.borrow_and_update();
-            let read = match self
-                .store
-                .changes_after(self.app_id, self.cursor, self.cfg.batch)
-                .await
-            {
+            let read = match self.reader.read(self.cfg.batch).await {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::warn!(error = %e, "status stream cannot read the log");

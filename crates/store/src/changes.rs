@@ -7,14 +7,14 @@
 //!
 //! **The cursor never skips a row.** On SQLite there is one writer, so ids are drawn and committed in the same
 //! order. On PostgreSQL ids come from a sequence and two transactions may commit theirs out of order: a reader
-//! that moved its cursor past id 7 while the transaction holding id 6 was still open would never see 6. Each row
-//! therefore records a `horizon`: the `xmax` of a snapshot taken just after its id was drawn. Every transaction
-//! that had drawn a smaller id at that moment had an xid below the horizon (a change is logged after its row was
-//! written, so the transaction already has an xid when it draws). Once the oldest transaction still running (the
-//! reader's `pg_snapshot_xmin`) is at or past a row's horizon, no row with a smaller id can ever commit. A read
-//! hands out rows in id order only up to the first row whose horizon is not yet passed; the rest wait for the
-//! next read (the stream re-reads shortly). That stall lasts as long as the oldest writing transaction anywhere
-//! on the server, which for Stratus's short transactions is milliseconds.
+//! that moved its cursor past id 7 while the transaction holding id 6 was still open would never see 6. So every
+//! transaction that logs a change first takes the shared advisory lock 7402 and keeps it to its end (writers never
+//! wait for each other: the lock is shared, and readers never take it). A [`ChangeReader`] then works with fences:
+//! it reads the sequence's last value `M`, then the transactions holding the lock (`pg_locks`, this database
+//! only). Every transaction that had drawn an id up to `M` and is not finished yet is among them. Once none of
+//! them holds the lock any more, every id up to `M` is committed or will never be, and a read that starts after
+//! that check sees all of them: rows up to `M` are given out, and the next fence is taken. The wait is the length
+//! of the status-changing transactions in flight (milliseconds), and depends on no other database of the server.
 //!
 //! **Wake-ups.** On SQLite, every connection returned to the single writer pool (every commit of the process)
 //! bumps a `watch` channel (see `Db::connect`); on PostgreSQL the trigger also runs `pg_notify`, delivered at
@@ -107,7 +107,7 @@ pub struct ChangeRead {
     /// Where the next read starts: the last change given, or further when the log is known to hold nothing more
     /// for the account up to there (the id of a later change of another account).
     pub cursor: i64,
-    /// Changes of the account wait behind a transaction that is still open (PostgreSQL): read again shortly.
+    /// Changes may wait behind a transaction that is still open (PostgreSQL): read again shortly.
     pub held_back: bool,
     /// The cursor is older than the retained log: changes after it may have been pruned. Nothing else is set;
     /// the log is complete after this id.
@@ -119,6 +119,8 @@ pub(crate) struct ChangeHub {
     tx: watch::Sender<u64>,
     /// Whether the PostgreSQL listener task runs.
     listening: Mutex<bool>,
+    /// Whether it is listening now (notifications reach this process).
+    ready: watch::Sender<bool>,
 }
 
 impl ChangeHub {
@@ -126,6 +128,7 @@ impl ChangeHub {
         Arc::new(ChangeHub {
             tx: watch::channel(0).0,
             listening: Mutex::new(false),
+            ready: watch::channel(false).0,
         })
     }
 
@@ -159,22 +162,27 @@ fn change_row(r: &AnyRow) -> Result<Option<Change>> {
     }))
 }
 
-impl Dialect {
-    /// The oldest transaction id still running, as a number (0 on SQLite, where every row's horizon is 0).
-    fn xmin_sql(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "CAST(0 AS BIGINT)",
-            Dialect::Postgres => {
-                "CAST(CAST(pg_snapshot_xmin(pg_current_snapshot()) AS TEXT) AS BIGINT)"
-            }
-        }
-    }
+/// The advisory lock key every change-logging transaction holds (shared) on PostgreSQL.
+const LOCK_HOLDERS: &str = "SELECT virtualtransaction AS v FROM pg_locks WHERE locktype = 'advisory' \
+     AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) \
+     AND classid = 0 AND objid = 7402 AND objsubid = 1";
+
+/// Ids up to `upto` are final once none of `holders` (virtual transaction ids) holds the lock any more.
+#[derive(Debug, Clone)]
+struct Fence {
+    upto: i64,
+    holders: Vec<String>,
 }
 
-/// The largest id below which no change can commit any more: the last row before the first one whose horizon
-/// the oldest running transaction has not passed (0 for an empty log). `{xmin}` is substituted.
-const SAFE_HEAD: &str = "(SELECT COALESCE(MAX(id), 0) FROM status_changes WHERE id < \
-     COALESCE((SELECT MIN(id) FROM status_changes WHERE horizon > {xmin}), 9223372036854775807))";
+/// One reader's position in one account's log.
+pub struct ChangeReader {
+    store: Store,
+    app_id: i64,
+    cursor: i64,
+    /// Every id up to this is final (PostgreSQL).
+    safe: i64,
+    fence: Option<Fence>,
+}
 
 impl Store {
     /// A receiver that changes whenever a status change may have committed, through this process or (on
@@ -191,90 +199,181 @@ impl Store {
         hub.tx.subscribe()
     }
 
-    /// The cursor a new reader starts from to see only what commits from now on.
+    /// The cursor a new reader starts from to see exactly what commits from now on. On PostgreSQL it waits for
+    /// the status-changing transactions in flight (whose ids it cannot know) to end: they count as before.
     pub async fn change_head(&self) -> Result<i64> {
-        let sql = format!(
-            "SELECT {} AS head",
-            SAFE_HEAD.replace("{xmin}", self.db.dialect.xmin_sql())
-        );
-        let r = sqlx::query(&sql).fetch_one(&self.db.read).await?;
-        Ok(r.try_get("head")?)
+        match self.db.dialect {
+            Dialect::Sqlite => {
+                let r = sqlx::query("SELECT COALESCE(MAX(id), 0) AS head FROM status_changes")
+                    .fetch_one(&self.db.read)
+                    .await?;
+                Ok(r.try_get("head")?)
+            }
+            Dialect::Postgres => {
+                let fence = self.take_fence().await?;
+                // Status transactions are short; a minute is far past any of them.
+                for _ in 0..12_000 {
+                    if self.fence_passed(&fence).await? {
+                        return Ok(fence.upto);
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                Err(crate::StoreError::corrupt(
+                    "status_changes",
+                    "a status-changing transaction stayed open for a minute",
+                ))
+            }
+        }
     }
 
-    /// Up to `limit` changes of account `app_id` after `cursor`, in log order (see the module's documentation for
-    /// why none is ever skipped). One statement, so that the rows, the retention mark and the safe head come from
-    /// one snapshot.
-    pub async fn changes_after(&self, app_id: i64, cursor: i64, limit: i64) -> Result<ChangeRead> {
-        let xmin = self.db.dialect.xmin_sql();
-        let limit = limit.clamp(1, 10_000);
+    /// A reader of account `app_id`'s changes after `after` (`None`: from now on, see [`Store::change_head`]).
+    /// On PostgreSQL it first waits (up to 5 s) for the process's listener, so that every change committed after
+    /// it is made wakes its readers.
+    pub async fn change_reader(&self, app_id: i64, after: Option<i64>) -> Result<ChangeReader> {
+        if self.pg_url.is_some() {
+            drop(self.change_wakeups());
+            let mut ready = self.db.changes.ready.subscribe();
+            let _ = tokio::time::timeout(Duration::from_secs(5), ready.wait_for(|r| *r)).await;
+        }
+        let cursor = match after {
+            Some(c) => c,
+            None => self.change_head().await?,
+        };
+        Ok(ChangeReader {
+            store: self.clone(),
+            app_id,
+            cursor,
+            safe: cursor,
+            fence: None,
+        })
+    }
+
+    /// The sequence's last value, then the transactions that may still commit an id up to it. In this order: a
+    /// transaction that draws after the first read draws a larger id.
+    async fn take_fence(&self) -> Result<Fence> {
+        let r = sqlx::query(
+            "SELECT CASE WHEN is_called THEN last_value ELSE 0 END AS m FROM status_changes_id",
+        )
+        .fetch_one(&self.db.read)
+        .await?;
+        let upto: i64 = r.try_get("m")?;
+        let holders = sqlx::query(LOCK_HOLDERS)
+            .fetch_all(&self.db.read)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<String, _>("v"))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        Ok(Fence { upto, holders })
+    }
+
+    /// Whether none of the fence's transactions holds the lock any more.
+    async fn fence_passed(&self, fence: &Fence) -> Result<bool> {
+        if fence.holders.is_empty() {
+            return Ok(true);
+        }
         let sql = format!(
-            "SELECT p.pruned, x.xmin, h.head, c.id, c.app_id, c.kind, c.namespace, c.name, c.qualifier, \
-             c.request_id, c.status, c.reasons, c.db_ms, c.horizon \
+            "SELECT COUNT(*) AS n FROM ({LOCK_HOLDERS}) h WHERE h.v = ANY(string_to_array($1, ','))"
+        );
+        let n: i64 = sqlx::query(&sql)
+            .bind(fence.holders.join(","))
+            .fetch_one(&self.db.read)
+            .await?
+            .try_get("n")?;
+        Ok(n == 0)
+    }
+}
+
+impl ChangeReader {
+    /// Where the next read starts.
+    pub fn cursor(&self) -> i64 {
+        self.cursor
+    }
+
+    /// Up to `limit` of the account's changes after the cursor, in log order (see the module's documentation for
+    /// why none is ever skipped). The rows, the retention mark and the log's end come from one statement.
+    pub async fn read(&mut self, limit: i64) -> Result<ChangeRead> {
+        let limit = limit.clamp(1, 10_000);
+        let postgres = self.store.db.dialect == Dialect::Postgres;
+        if postgres {
+            if let Some(f) = &self.fence
+                && self.store.fence_passed(f).await?
+            {
+                self.safe = self.safe.max(f.upto);
+                self.fence = None;
+            }
+            if self.fence.is_none() {
+                let f = self.store.take_fence().await?;
+                if f.upto > self.safe {
+                    if f.holders.is_empty() {
+                        self.safe = f.upto;
+                    } else {
+                        self.fence = Some(f);
+                    }
+                }
+            }
+        }
+        // On SQLite everything committed is final: the bound is the end of the log, read in the same statement.
+        let bound = if postgres { self.safe } else { i64::MAX };
+        let sql = format!(
+            "SELECT p.pruned, h.head, c.id, c.app_id, c.kind, c.namespace, c.name, c.qualifier, c.request_id, \
+             c.status, c.reasons, c.db_ms \
              FROM (SELECT COALESCE(MAX(CAST(value AS BIGINT)), 0) AS pruned FROM settings WHERE name = '{PRUNED}') p \
-             CROSS JOIN (SELECT {xmin} AS xmin) x \
-             CROSS JOIN (SELECT {} AS head) h \
-             LEFT JOIN (SELECT id, app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms, \
-                        horizon FROM status_changes WHERE app_id = $1 AND id > $2 ORDER BY id LIMIT $3) c ON 1 = 1 \
-             ORDER BY c.id",
-            SAFE_HEAD.replace("{xmin}", xmin)
+             CROSS JOIN (SELECT COALESCE(MAX(id), 0) AS head FROM status_changes) h \
+             LEFT JOIN (SELECT id, app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms \
+                        FROM status_changes WHERE app_id = $1 AND id > $2 AND id <= $3 ORDER BY id LIMIT $4) c \
+             ON 1 = 1 ORDER BY c.id"
         );
         let rows = sqlx::query(&sql)
-            .bind(app_id)
-            .bind(cursor)
+            .bind(self.app_id)
+            .bind(self.cursor)
+            .bind(bound)
             .bind(limit)
-            .fetch_all(&self.db.read)
+            .fetch_all(&self.store.db.read)
             .await?;
+        let held_back = self.fence.is_some();
         let Some(first) = rows.first() else {
-            // The cross join of single rows always yields one; an empty answer only means an empty log.
             return Ok(ChangeRead {
                 changes: Vec::new(),
-                cursor,
-                held_back: false,
+                cursor: self.cursor,
+                held_back,
                 reset: None,
             });
         };
         let pruned: i64 = first.try_get("pruned")?;
-        if pruned > cursor {
+        if pruned > self.cursor {
+            self.cursor = pruned;
+            self.safe = self.safe.max(pruned);
             return Ok(ChangeRead {
                 changes: Vec::new(),
                 cursor: pruned,
-                held_back: false,
+                held_back,
                 reset: Some(pruned),
             });
         }
-        let xmin: i64 = first.try_get("xmin")?;
         let head: i64 = first.try_get("head")?;
         let mut changes = Vec::new();
-        let mut held_back = false;
-        let mut seen = 0;
         for r in &rows {
-            let Some(change) = change_row(r)? else {
-                continue;
-            };
-            seen += 1;
-            let horizon: i64 = r.try_get("horizon")?;
-            if horizon > xmin {
-                held_back = true;
-                break;
+            if let Some(c) = change_row(r)? {
+                changes.push(c);
             }
-            changes.push(change);
         }
-        let last = changes.last().map_or(cursor, |c| c.id);
-        // Past the account's last change up to the safe head only when this read saw everything up to it.
-        let complete = !held_back && seen < limit;
-        let next = if complete {
-            last.max(head).max(cursor)
+        let last = changes.last().map_or(self.cursor, |c| c.id);
+        // Past the account's last change, up to the final end of the log, only when the read was not cut short.
+        self.cursor = if (changes.len() as i64) < limit {
+            last.max(head.min(bound)).max(self.cursor)
         } else {
             last
         };
         Ok(ChangeRead {
             changes,
-            cursor: next,
+            cursor: self.cursor,
             held_back,
             reset: None,
         })
     }
+}
 
+impl Store {
     /// Forgets the changes committed more than `age_ms` ago (the database's clock), as one prefix of ids, and
     /// records the last id forgotten in the same transaction. Returns how many rows went.
     pub async fn prune_changes(&self, age_ms: i64) -> Result<u64> {
@@ -334,7 +433,10 @@ async fn listen(url: Arc<str>, hub: Weak<ChangeHub>) {
         }
         backoff = Duration::from_millis(100);
         match hub.upgrade() {
-            Some(h) => h.bump(),
+            Some(h) => {
+                h.ready.send_replace(true);
+                h.bump();
+            }
             None => return,
         }
         loop {
@@ -348,6 +450,7 @@ async fn listen(url: Arc<str>, hub: Weak<ChangeHub>) {
                 Ok(_) => h.bump(),
                 Err(e) => {
                     tracing::debug!(error = %e, "status change listener failed");
+                    h.ready.send_replace(false);
                     h.bump();
                     break;
                 }

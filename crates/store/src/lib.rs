@@ -21,7 +21,7 @@ pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
-pub use changes::{Change, ChangeKind, ChangeRead};
+pub use changes::{Change, ChangeKind, ChangeRead, ChangeReader};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};

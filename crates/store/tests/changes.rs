@@ -90,15 +90,28 @@ async fn claim(store: &Store, id: &str) -> ClaimedOp {
     panic!("operation {id} could not be claimed");
 }
 
-/// Everything of `app` after `cursor`, reading until nothing is held back (on PostgreSQL a read waits for the
-/// oldest writing transaction of the whole server, which other tests running beside this one may hold).
+/// Everything of `app` after `cursor`, reading until nothing is held back.
 async fn read_all(store: &Store, app: i64, cursor: i64) -> ChangeRead {
+    let mut reader = store
+        .change_reader(app, Some(cursor))
+        .await
+        .expect("reader");
+    let mut changes = Vec::new();
     for _ in 0..1000 {
-        let r = store.changes_after(app, cursor, 1000).await.expect("read");
-        if !r.held_back {
+        let r = reader.read(1000).await.expect("read");
+        if r.reset.is_some() {
             return r;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        changes.extend(r.changes);
+        if !r.held_back {
+            return ChangeRead {
+                changes,
+                cursor: reader.cursor(),
+                held_back: false,
+                reset: None,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     panic!("changes stayed held back");
 }
@@ -347,7 +360,13 @@ async fn pruning_resets_a_cursor_older_than_the_log(b: Backend) {
     assert_eq!(store.prune_changes(0).await.expect("prune"), 2);
     store.insert_event(&event("new", APP)).await.expect("event");
     // A cursor before the pruned rows is reset to the start of the retained log…
-    let stale = store.changes_after(APP, start, 100).await.expect("read");
+    let stale = store
+        .change_reader(APP, Some(start))
+        .await
+        .expect("reader")
+        .read(100)
+        .await
+        .expect("read");
     let through = first.changes[1].id;
     assert_eq!(stale.reset, Some(through));
     assert!(stale.changes.is_empty());
@@ -389,15 +408,33 @@ fn postgres_ids_committed_out_of_order_are_not_skipped() {
             .insert_event(&event("fast", APP))
             .await
             .expect("event");
-        let early = store.changes_after(APP, head, 100).await.expect("read");
-        assert!(early.changes.is_empty(), "{:?}", early.changes);
-        assert!(early.held_back);
-        assert_eq!(early.cursor, head, "the cursor must not pass the open id");
-        assert!(store.change_head().await.expect("head") <= head);
+        let mut reader = store.change_reader(APP, Some(head)).await.expect("reader");
+        for _ in 0..3 {
+            let early = reader.read(100).await.expect("read");
+            assert!(early.changes.is_empty(), "{:?}", early.changes);
+            assert!(early.held_back);
+            assert_eq!(early.cursor, head, "the cursor must not pass the open id");
+        }
+        // A new reader from now waits for the open transaction rather than start past its id.
+        let from_now = {
+            let store = store.clone();
+            tokio::spawn(async move { store.change_head().await.expect("head") })
+        };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!from_now.is_finished());
         slow.commit().await.expect("commit");
         pool.close().await;
-        let got = read_all(&store, APP, early.cursor).await;
-        let ids: Vec<&str> = got.changes.iter().map(|c| c.request_id.as_str()).collect();
+        let mut got = Vec::new();
+        for _ in 0..100 {
+            let r = reader.read(100).await.expect("read");
+            got.extend(r.changes);
+            if !r.held_back && got.len() >= 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let ids: Vec<&str> = got.iter().map(|c| c.request_id.as_str()).collect();
         assert_eq!(ids, ["slow", "fast"]);
+        assert!(from_now.await.expect("joined") >= got[1].id);
     });
 }
