@@ -7,6 +7,7 @@ pub mod download;
 pub mod error;
 mod serve;
 mod server;
+pub mod stream;
 pub mod tc3;
 mod views;
 pub mod wire;
@@ -14,6 +15,7 @@ pub mod wire;
 pub use error::ApiError;
 pub use serve::serve;
 pub use server::{ApiConfig, router};
+pub use stream::StreamConfig;
 
 /// The actions Stratus serves; every other action of the API answers `UnsupportedOperation`.
 pub use actions::SERVED;

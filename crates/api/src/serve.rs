@@ -32,6 +32,11 @@ use tokio::time::Instant;
 
 use crate::ApiConfig;
 
+/// In every request's extensions: changes when the server begins its graceful shutdown, so that a response that
+/// never ends by itself (the status stream) ends then.
+#[derive(Debug, Clone)]
+pub(crate) struct Stopping(pub watch::Receiver<()>);
+
 /// hyper's read buffer (and so the largest request head) per connection; bodies stream through it in chunks.
 const MAX_BUF: usize = 64 * 1024;
 
@@ -133,7 +138,9 @@ async fn connection(
         activity: activity.clone(),
     });
     let marks = activity.clone();
+    let stopping = Stopping(stop.clone());
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        req.extensions_mut().insert(stopping.clone());
         // In flight until the reply is ready, and while whatever keeps the request's extensions lives.
         let busy = InFlight::start(&marks);
         req.extensions_mut().insert(busy.clone());

@@ -36,6 +36,8 @@ pub struct ApiConfig {
     /// (its client is slowed by TCP) until others are done, or until its deadline (`RequestLimitExceeded`, which
     /// the SDKs retry). At least `max_body_bytes`.
     pub max_body_memory_bytes: usize,
+    /// The status stream (`GET /stratus/v1/stream`).
+    pub stream: crate::stream::StreamConfig,
 }
 
 impl Default for ApiConfig {
@@ -48,6 +50,7 @@ impl Default for ApiConfig {
             body_timeout: Duration::from_secs(60),
             idle_timeout: Duration::from_secs(60),
             max_body_memory_bytes: 1024 * 1024 * 1024,
+            stream: crate::stream::StreamConfig::default(),
         }
     }
 }
@@ -70,6 +73,7 @@ fn budget_units(bytes: usize) -> u32 {
 pub fn router(control: Control, cfg: ApiConfig) -> Router {
     let units = budget_units(cfg.max_body_memory_bytes.max(cfg.max_body_bytes)) as usize;
     let bodies = Arc::new(Semaphore::new(units.min(Semaphore::MAX_PERMITS)));
+    let stream = crate::stream::routes(control.clone(), cfg.stream.clone(), cfg.max_skew_secs);
     let state = Arc::new(AppState {
         control,
         cfg,
@@ -82,6 +86,7 @@ pub fn router(control: Control, cfg: ApiConfig) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(ready))
         .with_state(state)
+        .merge(stream)
 }
 
 /// Serves a code package behind a link handed out by GetFunctionAddress.

@@ -43,6 +43,8 @@ pub struct Db {
     pub(crate) read: AnyPool,
     pub(crate) write: AnyPool,
     pub(crate) dialect: Dialect,
+    /// Wakes the readers of the status change log (`changes.rs`).
+    pub(crate) changes: std::sync::Arc<crate::changes::ChangeHub>,
 }
 
 impl Db {
@@ -56,6 +58,7 @@ impl Db {
         } else {
             return Err(StoreError::UnsupportedUrl(url.to_string()));
         };
+        let changes = crate::changes::ChangeHub::new();
         let db = match dialect {
             Dialect::Sqlite => {
                 let url = if url.contains('?') {
@@ -90,13 +93,26 @@ impl Db {
                             })
                         })
                 };
-                let write = make(1).connect_with(opts.clone()).await?;
+                // Every commit of this process goes through the one writer connection, and returns it to the
+                // pool after the commit (a transaction's when it is committed or dropped, a single statement's
+                // when it is done): the one place that sees every change of the status log commit, so readers
+                // of the log are woken there. A wake with nothing new (a read-only use, a rollback) costs one
+                // empty read.
+                let hub = changes.clone();
+                let write = make(1)
+                    .after_release(move |_conn, _meta| {
+                        hub.bump();
+                        Box::pin(async { Ok(true) })
+                    })
+                    .connect_with(opts.clone())
+                    .await?;
                 write.execute("PRAGMA journal_mode = WAL").await?;
                 let read = make(4).connect_with(opts).await?;
                 Db {
                     read,
                     write,
                     dialect,
+                    changes,
                 }
             }
             Dialect::Postgres => {
@@ -110,6 +126,7 @@ impl Db {
                     read: pool.clone(),
                     write: pool,
                     dialect,
+                    changes,
                 }
             }
         };
@@ -165,7 +182,7 @@ impl Db {
                 Dialect::Sqlite => m.sqlite,
                 Dialect::Postgres => m.postgres,
             };
-            for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+            for stmt in statements(sql) {
                 tx.execute(stmt)
                     .await
                     .map_err(|source| StoreError::Migration {
@@ -199,5 +216,77 @@ impl Db {
     pub async fn close(&self) {
         self.write.close().await;
         self.read.close().await;
+    }
+}
+
+/// The statements of a migration: split at `;`, except inside quotes, a `$$`-quoted body (PostgreSQL functions)
+/// and the `BEGIN … END` body of a SQLite trigger.
+fn statements(sql: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let (mut start, mut quoted, mut dollar) = (0, false, false);
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' if !dollar => quoted = !quoted,
+            b'$' if !quoted && bytes.get(i + 1) == Some(&b'$') => {
+                dollar = !dollar;
+                i += 1;
+            }
+            b';' if !quoted && !dollar => {
+                let stmt = sql[start..i].trim();
+                let words: Vec<String> = stmt
+                    .split_whitespace()
+                    .map(str::to_ascii_uppercase)
+                    .collect();
+                let trigger_body_open = words.len() > 1
+                    && words[0] == "CREATE"
+                    && words[1] == "TRIGGER"
+                    && words.iter().any(|w| w == "BEGIN")
+                    && words.last().map(String::as_str) != Some("END");
+                if !trigger_body_open {
+                    if !stmt.is_empty() {
+                        out.push(stmt);
+                    }
+                    start = i + 1;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let rest = sql[start..].trim();
+    if !rest.is_empty() {
+        out.push(rest);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::statements;
+
+    #[test]
+    fn migrations_split_at_semicolons_outside_bodies() {
+        assert_eq!(
+            statements("CREATE TABLE a (x TEXT DEFAULT ';');\nDROP TABLE b;"),
+            ["CREATE TABLE a (x TEXT DEFAULT ';')", "DROP TABLE b"]
+        );
+        let sqlite = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\n INSERT INTO b VALUES (2);\nEND;\nCREATE INDEX i ON a (x);";
+        assert_eq!(
+            statements(sqlite),
+            [
+                "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n INSERT INTO b VALUES (1);\n INSERT INTO b VALUES (2);\nEND",
+                "CREATE INDEX i ON a (x)"
+            ]
+        );
+        let pg = "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n PERFORM 1;\n RETURN NULL;\nEND\n$$;\nCREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f();";
+        assert_eq!(
+            statements(pg),
+            [
+                "CREATE FUNCTION f() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n PERFORM 1;\n RETURN NULL;\nEND\n$$",
+                "CREATE TRIGGER t AFTER INSERT ON a FOR EACH ROW EXECUTE FUNCTION f()"
+            ]
+        );
     }
 }

@@ -283,6 +283,133 @@ CREATE INDEX invocations_by_function ON invocations (app_id, namespace, function
 CREATE INDEX invocations_by_start ON invocations (start_ms);
 "#;
 
+/// The status change log (the live status stream): one row per status change of a function, a version, a layer
+/// version or an asynchronous event, written by database triggers in the transaction that changes the status, so
+/// no writer can forget it and a rolled-back change leaves no row. `id` orders the rows; on SQLite (one writer)
+/// it is the commit order. On PostgreSQL two transactions may commit their ids out of order, so a transaction
+/// takes the shared advisory lock 7402 before it draws an id and keeps it to its end: a reader knows which
+/// transactions may still commit an id it has seen drawn (see `changes.rs`). Deleting a function record logs
+/// `Deleted`.
+const V13_SQLITE: &str = r#"
+CREATE TABLE status_changes (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    app_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    db_ms BIGINT NOT NULL
+);
+CREATE INDEX status_changes_by_app ON status_changes (app_id, id);
+CREATE INDEX status_changes_by_time ON status_changes (db_ms);
+CREATE TRIGGER functions_status_inserted AFTER INSERT ON functions BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, CASE WHEN NEW.qualifier = '$LATEST' THEN 'function' ELSE 'version' END, NEW.namespace,
+        NEW.name, NEW.qualifier, '', NEW.status, NEW.reasons, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER functions_status_updated AFTER UPDATE OF status ON functions WHEN OLD.status <> NEW.status BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, CASE WHEN NEW.qualifier = '$LATEST' THEN 'function' ELSE 'version' END, NEW.namespace,
+        NEW.name, NEW.qualifier, '', NEW.status, NEW.reasons, CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER functions_status_deleted AFTER DELETE ON functions BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (OLD.app_id, CASE WHEN OLD.qualifier = '$LATEST' THEN 'function' ELSE 'version' END, OLD.namespace,
+        OLD.name, OLD.qualifier, '', 'Deleted', '[]', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER layers_status_inserted AFTER INSERT ON layers BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, 'layer_version', '', NEW.name, CAST(NEW.version AS TEXT), '', NEW.status, NEW.reasons,
+        CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER layers_status_updated AFTER UPDATE OF status ON layers WHEN OLD.status <> NEW.status BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, 'layer_version', '', NEW.name, CAST(NEW.version AS TEXT), '', NEW.status, NEW.reasons,
+        CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER async_events_status_inserted AFTER INSERT ON async_events BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, 'async_event', NEW.namespace, NEW.function_name, NEW.qualifier, NEW.id, NEW.status, '[]',
+        CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+CREATE TRIGGER async_events_status_updated AFTER UPDATE OF status ON async_events WHEN OLD.status <> NEW.status BEGIN
+    INSERT INTO status_changes (app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (NEW.app_id, 'async_event', NEW.namespace, NEW.function_name, NEW.qualifier, NEW.id, NEW.status, '[]',
+        CAST(unixepoch('subsec') * 1000 AS INTEGER));
+END;
+"#;
+const V13_POSTGRES: &str = r#"
+CREATE TABLE status_changes (
+    id BIGINT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    kind TEXT NOT NULL,
+    namespace TEXT NOT NULL,
+    name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    request_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    db_ms BIGINT NOT NULL
+);
+CREATE INDEX status_changes_by_app ON status_changes (app_id, id);
+CREATE INDEX status_changes_by_time ON status_changes (db_ms);
+CREATE SEQUENCE status_changes_id;
+CREATE FUNCTION stratus_log_status() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    change_id BIGINT;
+    k TEXT;
+    ns TEXT;
+    nm TEXT;
+    q TEXT;
+    rid TEXT := '';
+    st TEXT;
+    rs TEXT := '[]';
+    app BIGINT;
+BEGIN
+    IF TG_OP = 'UPDATE' AND OLD.status = NEW.status THEN
+        RETURN NULL;
+    END IF;
+    IF TG_TABLE_NAME = 'functions' THEN
+        IF TG_OP = 'DELETE' THEN
+            app := OLD.app_id; ns := OLD.namespace; nm := OLD.name; q := OLD.qualifier; st := 'Deleted';
+        ELSE
+            app := NEW.app_id; ns := NEW.namespace; nm := NEW.name; q := NEW.qualifier; st := NEW.status;
+            rs := NEW.reasons;
+        END IF;
+        k := CASE WHEN q = '$LATEST' THEN 'function' ELSE 'version' END;
+    ELSIF TG_TABLE_NAME = 'layers' THEN
+        app := NEW.app_id; k := 'layer_version'; ns := ''; nm := NEW.name; q := CAST(NEW.version AS TEXT);
+        st := NEW.status; rs := NEW.reasons;
+    ELSE
+        app := NEW.app_id; k := 'async_event'; ns := NEW.namespace; nm := NEW.function_name; q := NEW.qualifier;
+        rid := NEW.id; st := NEW.status;
+    END IF;
+    -- Held from before the id is drawn to the end of the transaction: readers wait for its holders (shared, so
+    -- writers never wait for each other).
+    PERFORM pg_advisory_xact_lock_shared(7402);
+    change_id := nextval('status_changes_id');
+    INSERT INTO status_changes (id, app_id, kind, namespace, name, qualifier, request_id, status, reasons, db_ms)
+    VALUES (change_id, app, k, ns, nm, q, rid, st, rs, CAST(extract(epoch FROM clock_timestamp()) * 1000 AS BIGINT));
+    PERFORM pg_notify('stratus_changes', CAST(app AS TEXT));
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER functions_status_inserted AFTER INSERT ON functions FOR EACH ROW EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER functions_status_updated AFTER UPDATE OF status ON functions FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER functions_status_deleted AFTER DELETE ON functions FOR EACH ROW EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER layers_status_inserted AFTER INSERT ON layers FOR EACH ROW EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER layers_status_updated AFTER UPDATE OF status ON layers FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER async_events_status_inserted AFTER INSERT ON async_events FOR EACH ROW
+    EXECUTE FUNCTION stratus_log_status();
+CREATE TRIGGER async_events_status_updated AFTER UPDATE OF status ON async_events FOR EACH ROW
+    WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION stratus_log_status();
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -337,6 +464,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "one function URL per qualifier",
         sqlite: V11,
         postgres: V11,
+    },
+    Migration {
+        version: 13,
+        name: "the status change log",
+        sqlite: V13_SQLITE,
+        postgres: V13_POSTGRES,
     },
 ];
 

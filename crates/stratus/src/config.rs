@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
     pub log_retention_days: Option<u64>,
+    /// How long the status stream's change log is kept (`STRATUS_STATUS_RETENTION_SECS`, default 86400).
+    pub status_retention_secs: Option<u64>,
     #[serde(default)]
     pub execution: ExecutionConfig,
     #[serde(default)]
@@ -340,6 +342,8 @@ pub struct Settings {
     pub gc_interval_secs: u64,
     pub gc_grace_secs: u64,
     pub log_retention_days: u64,
+    /// How long the status change log is kept; a stream resuming from before it gets a reset.
+    pub status_retention_secs: u64,
     pub execution: ExecutionConfig,
     /// The `[api]` table as the file gives it (see [`ApiArgs::resolve`]).
     pub api: ApiFileConfig,
@@ -403,6 +407,14 @@ impl Settings {
             gc_interval_secs: file.gc_interval_secs.unwrap_or(60),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
+            status_retention_secs: match std::env::var("STRATUS_STATUS_RETENTION_SECS") {
+                Ok(v) if !v.trim().is_empty() => v.trim().parse().map_err(|_| {
+                    anyhow::anyhow!(
+                        "STRATUS_STATUS_RETENTION_SECS `{v}` is not a number of seconds"
+                    )
+                })?,
+                _ => file.status_retention_secs.unwrap_or(86_400),
+            },
             events: file.events.resolve()?,
             execution: file.execution,
             api: file.api,

@@ -384,6 +384,8 @@ async fn serve(
         let every = Duration::from_secs(settings.gc_interval_secs.max(1));
         let grace = Duration::from_secs(settings.gc_grace_secs);
         let retention_ms = settings.log_retention_days as i64 * 24 * 3600 * 1000;
+        let status_retention_ms =
+            i64::try_from(settings.status_retention_secs.saturating_mul(1000)).unwrap_or(i64::MAX);
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -395,6 +397,9 @@ async fn serve(
                 }
                 if let Err(e) = ctl.prune_events().await {
                     tracing::warn!(error = %e, "asynchronous event pruning failed");
+                }
+                if let Err(e) = ctl.store().prune_changes(status_retention_ms).await {
+                    tracing::warn!(error = %e, "status change log pruning failed");
                 }
                 match ctl.collect_garbage(grace).await {
                     Ok(0) => {}

@@ -17,6 +17,7 @@
 mod backend;
 mod client;
 mod server;
+pub mod stream;
 mod wait;
 pub mod zips;
 
@@ -25,6 +26,7 @@ pub use prereq::{self, require};
 pub use backend::{Backend, TestDatabase, block_on, fresh_database_url};
 pub use client::{ApiError, Client, RawResponse, Request};
 pub use server::{Credentials, Server};
+pub use stream::{SseEvent, StatusStream};
 pub use wait::{
     TERMINAL, wait_for, wait_function_gone, wait_layer_status, wait_status, wait_version_status,
 };

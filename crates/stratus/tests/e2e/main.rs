@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits;
 mod protocol;
 mod status_rules;
+mod status_stream;
 mod tenancy;
 
 use std::time::Duration;
