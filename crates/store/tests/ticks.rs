@@ -216,7 +216,7 @@ async fn a_tick_fires_once_with_its_event(b: Backend) {
     let plan = fire(&t, None, TICK);
     let out = env
         .store
-        .apply_ticks("n1", &[plan.clone()])
+        .apply_ticks("n1", std::slice::from_ref(&plan))
         .await
         .expect("apply");
     assert_eq!(out.applied, vec![t.id.clone()]);
