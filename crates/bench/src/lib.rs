@@ -3,6 +3,7 @@
 //! p99, the floor measured in the same run, the ratio and the target.
 
 pub mod b1;
+pub mod b10;
 pub mod b2;
 pub mod b6;
 pub mod fixture;
@@ -33,6 +34,8 @@ pub enum Which {
     Invoke,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
+    /// B10: timer skew, with one timer and with 1,000 due in the same second.
+    Timers,
     All,
 }
 
@@ -89,6 +92,12 @@ pub struct BenchArgs {
     /// Soak: minutes of load (the first third, at least one, is warm-up).
     #[arg(long, default_value_t = 30)]
     pub minutes: usize,
+    /// B10: seconds of the single per-second timer.
+    #[arg(long, default_value_t = 20)]
+    pub timer_secs: u64,
+    /// B10: measured rounds of the 1,000 timers (one every 10 s).
+    #[arg(long, default_value_t = 3)]
+    pub timer_rounds: usize,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -170,6 +179,14 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         for s in invoke::run(&server, args.calls, args.clients, args.seconds, args.colds)? {
             emit(s)?;
         }
+    }
+    if args.which == Which::Timers {
+        let server = server_for(args, &db, "info")?;
+        emit(b10::run(
+            &server,
+            args.timer_secs,
+            args.timer_rounds.max(1),
+        )?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;
