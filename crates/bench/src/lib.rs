@@ -95,9 +95,6 @@ pub struct BenchArgs {
     /// B10: seconds of the single per-second timer.
     #[arg(long, default_value_t = 20)]
     pub timer_secs: u64,
-    /// B10: measured rounds of the 1,000 timers (one every 10 s).
-    #[arg(long, default_value_t = 3)]
-    pub timer_rounds: usize,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -182,11 +179,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     }
     if args.which == Which::Timers {
         let server = server_for(args, &db, "info")?;
-        emit(b10::run(
-            &server,
-            args.timer_secs,
-            args.timer_rounds.max(1),
-        )?)?;
+        emit(b10::run(&server, args.timer_secs)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;

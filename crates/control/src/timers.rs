@@ -319,7 +319,14 @@ impl Control {
             .iter()
             .map(|a| (a.trigger.id.as_str(), &a.trigger))
             .collect();
-        for batch in plans.chunks(BATCH) {
+        for batch in plans.chunks_mut(BATCH) {
+            // An event's StartTime is when its firing is recorded.
+            let stamp = self.cfg.clock.now_ms();
+            for p in batch.iter_mut() {
+                if let Some((_, e)) = &mut p.fire {
+                    e.start_ms = stamp;
+                }
+            }
             let out = self.store.apply_ticks(node, batch).await?;
             if !out.fired.is_empty() {
                 self.metrics
