@@ -201,11 +201,16 @@ impl Control {
         let mut schedules: HashMap<(String, i64), Arc<Schedule>> = HashMap::new();
         let mut armed: Vec<Armed> = Vec::new();
         let mut read_at: Option<Instant> = None;
+        // Woken for a tick: decide from the snapshot read before the sleep rather than read first (a write that
+        // raced it records nothing, and the pass after the firing reads again).
+        let mut woke_for_tick = false;
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let stale = read_at.is_none_or(|at| at.elapsed() >= cfg.max_sleep);
+            let stale = read_at.is_none()
+                || (!woke_for_tick && read_at.is_some_and(|at| at.elapsed() >= cfg.max_sleep));
+            woke_for_tick = false;
             if stale {
                 match self.arm_timers(&mut schedules).await {
                     Ok(a) => {
@@ -244,8 +249,17 @@ impl Control {
                 .min();
             let cap = i64::try_from(cfg.max_sleep.as_millis()).unwrap_or(i64::MAX);
             let wait = next.map_or(cap, |n| (n - now).clamp(0, cap));
+            if read_at.is_some_and(|at| {
+                at.elapsed() + Duration::from_millis(wait as u64) >= cfg.max_sleep * 2
+            }) {
+                // The snapshot would be too old to fire from: read again before sleeping.
+                read_at = None;
+                continue;
+            }
             tokio::select! {
-                _ = tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)) => {}
+                _ = tokio::time::sleep(Duration::from_millis(wait.max(0) as u64)) => {
+                    woke_for_tick = next.is_some_and(|n| n - now <= cap);
+                }
                 _ = shutdown.changed() => {}
             }
         }
