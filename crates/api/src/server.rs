@@ -207,6 +207,21 @@ async fn metrics(State(st): State<Arc<AppState>>) -> Response {
         "stratus_invocation_records_dropped_total {}",
         m.records_dropped.load(Ordering::Relaxed)
     );
+    let _ = writeln!(
+        out,
+        "# HELP stratus_timer_ticks_total Timer ticks this node fired or recorded as skipped."
+    );
+    let _ = writeln!(out, "# TYPE stratus_timer_ticks_total counter");
+    for (outcome, n) in [
+        ("fired", &m.timer_ticks_fired),
+        ("skipped", &m.timer_ticks_skipped),
+    ] {
+        let _ = writeln!(
+            out,
+            "stratus_timer_ticks_total{{outcome=\"{outcome}\"}} {}",
+            n.load(Ordering::Relaxed)
+        );
+    }
     let mut r = (StatusCode::OK, out).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,

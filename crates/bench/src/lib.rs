@@ -3,6 +3,7 @@
 //! p99, the floor measured in the same run, the ratio and the target.
 
 pub mod b1;
+pub mod b10;
 pub mod b2;
 pub mod b6;
 pub mod fixture;
@@ -36,6 +37,8 @@ pub enum Which {
     Soak,
     /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
     Http,
+    /// B10: timer skew, with one timer and with 1,000 due in the same second.
+    Timers,
     All,
 }
 
@@ -92,6 +95,9 @@ pub struct BenchArgs {
     /// Soak: minutes of load (the first third, at least one, is warm-up).
     #[arg(long, default_value_t = 30)]
     pub minutes: usize,
+    /// B10: seconds of the single per-second timer.
+    #[arg(long, default_value_t = 20)]
+    pub timer_secs: u64,
     /// Print one JSON document instead of lines.
     #[arg(long)]
     pub json: bool,
@@ -177,6 +183,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Http {
         let server = server_for(args, &db, "info")?;
         emit(http_bench::run(&server, args.calls)?)?;
+    }
+    if args.which == Which::Timers {
+        let server = server_for(args, &db, "info")?;
+        emit(b10::run(&server, args.timer_secs)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;

@@ -12,6 +12,7 @@ mod invoke;
 mod layers;
 mod prepare;
 mod records;
+pub mod timers;
 pub mod triggers;
 pub mod worker;
 
@@ -34,6 +35,7 @@ pub use records::{DURATION_BUCKETS_MS, Metrics};
 pub use store::{EventQuery, EventRow, InvocationOrder, InvocationQuery, InvocationRecord};
 pub use store::{FunctionOrder, FunctionRow, LayerRow, ListQuery, Namespace};
 pub use store::{TriggerOrder, TriggerQuery, TriggerRow};
+pub use timers::TimersConfig;
 pub use triggers::{
     Cors, FunctionUrl, NewTrigger, OpenTimer, TriggerAddress, TriggerChange, UrlDesc,
 };

@@ -27,6 +27,9 @@ pub struct Metrics {
     pub duration_sum_us: AtomicU64,
     /// Records dropped because the writer fell behind.
     pub records_dropped: AtomicU64,
+    /// Timer ticks this node fired, and ticks it recorded as skipped (missed for longer than the late window).
+    pub timer_ticks_fired: AtomicU64,
+    pub timer_ticks_skipped: AtomicU64,
 }
 
 impl Metrics {

@@ -576,3 +576,64 @@ impl Store {
         }
     }
 }
+
+/// Accepts events inside the caller's transaction, many rows per statement (a scheduler's batch of timer
+/// firings), each ranked as `insert_event` ranks one (rows of one statement may share a rank); on PostgreSQL every
+/// node's dispatchers are told when the transaction commits.
+pub(crate) async fn insert_events_in(
+    tx: &mut sqlx::Transaction<'static, sqlx::Any>,
+    dialect: Dialect,
+    events: &[NewEvent],
+) -> Result<()> {
+    const PER_STATEMENT: usize = 200;
+    const PARAMS: usize = 11;
+    let now = dialect.now_ms_sql();
+    let greatest = match dialect {
+        Dialect::Sqlite => "MAX",
+        Dialect::Postgres => "GREATEST",
+    };
+    for chunk in events.chunks(PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let p: Vec<String> = (1..=PARAMS).map(|n| format!("${}", i * PARAMS + n)).collect();
+                format!(
+                    "({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, 'RUNNING', 202, '', {}, NULL, 0, 0, 0, 0, NULL, {now}, \
+                     {greatest}((SELECT COALESCE(MIN(fair_rank), 0) FROM async_events WHERE status = 'RUNNING'), \
+                     (SELECT COALESCE(MAX(fair_rank) + 1, 0) FROM async_events WHERE app_id = {} AND namespace = {} \
+                     AND function_name = {} AND status = 'RUNNING')), 0, {now}, {now})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[1], p[4], p[5]
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO async_events (id, app_id, uin, region, namespace, function_name, qualifier, version, \
+             invoke_type, event, status, status_code, last_error, start_ms, end_ms, retry_num, throttles, attempt, \
+             failures, lease_owner, due_ms, fair_rank, abort_requested, accepted_db_ms, updated_ms) VALUES {}",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for e in chunk {
+            q = q
+                .bind(&e.id)
+                .bind(e.app_id)
+                .bind(&e.uin)
+                .bind(&e.region)
+                .bind(&e.namespace)
+                .bind(&e.function_name)
+                .bind(&e.qualifier)
+                .bind(&e.version)
+                .bind(&e.invoke_type)
+                .bind(&e.event)
+                .bind(e.start_ms);
+        }
+        q.execute(&mut **tx).await?;
+    }
+    if dialect == Dialect::Postgres && !events.is_empty() {
+        sqlx::query(&format!(
+            "SELECT CAST(pg_notify('{CHANNEL}', '') AS TEXT) AS notified"
+        ))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}

@@ -16,6 +16,7 @@ mod invocations;
 mod layers;
 mod ops;
 mod schema;
+pub mod ticks;
 mod triggers;
 pub mod unzip;
 
@@ -30,6 +31,7 @@ pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
 pub use schema::migration_versions;
+pub use ticks::{SkippedTicks, TickOutcome, TickPlan, TickRow};
 pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 
 /// The database's clock in milliseconds since the Unix epoch (PostgreSQL), so that every node of a cluster

@@ -410,6 +410,32 @@ CREATE TRIGGER async_events_status_updated AFTER UPDATE OF status ON async_event
     WHEN (OLD.status IS DISTINCT FROM NEW.status) EXECUTE FUNCTION stratus_log_status();
 "#;
 
+/// Timer ticks. `timer_states` holds, per trigger, the last tick considered (fired, or skipped up to it): a
+/// scheduler advances it by compare-and-set from the value it read, so one node decides each tick. `timer_ticks`
+/// records the decision under the unique key (trigger, tick): a fired tick with the id of its event (inserted in
+/// the same transaction), or a run of skipped ticks keyed by its first tick, with the last time it covers and how
+/// many ticks it held. Neither references `triggers`: a trigger deleted while a node fires it must not fail that
+/// node's batch; rows of deleted triggers are pruned.
+const V9: &str = r#"
+CREATE TABLE timer_states (
+    trigger_id TEXT PRIMARY KEY,
+    last_tick_ms BIGINT NOT NULL,
+    updated_ms BIGINT NOT NULL
+);
+CREATE TABLE timer_ticks (
+    trigger_id TEXT NOT NULL,
+    tick_ms BIGINT NOT NULL,
+    status TEXT NOT NULL,
+    event_id TEXT,
+    until_ms BIGINT NOT NULL,
+    ticks BIGINT NOT NULL,
+    node TEXT NOT NULL,
+    recorded_ms BIGINT NOT NULL,
+    PRIMARY KEY (trigger_id, tick_ms)
+);
+CREATE INDEX timer_ticks_by_recorded ON timer_ticks (recorded_ms);
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -458,6 +484,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "asynchronous events; the retry number of invocation records",
         sqlite: V8,
         postgres: V8,
+    },
+    Migration {
+        version: 9,
+        name: "timer ticks, each fired or skipped once",
+        sqlite: V9,
+        postgres: V9,
     },
     Migration {
         version: 11,

@@ -112,6 +112,44 @@ pub struct EventsFileConfig {
     pub backoff_ms: Option<u64>,
     /// How long an ended event is kept (`STRATUS_EVENT_RETENTION_SECS`, default 259200: 3 days).
     pub retention_secs: Option<u64>,
+    /// The zone timers are evaluated in: `UTC` or a fixed offset `±HH:MM` (`STRATUS_EVENT_TIMER_TIMEZONE`,
+    /// default `+08:00`, SCF's).
+    pub timer_timezone: Option<String>,
+    /// How old a missed timer tick may be and still fire, once (`STRATUS_EVENT_TIMER_LATE_SECS`, default 60,
+    /// at most 3600); older ones are recorded as skipped.
+    pub timer_late_secs: Option<u64>,
+}
+
+impl EventsFileConfig {
+    /// The timer scheduler's settings: each variable over the file's key over the default.
+    pub fn resolve_timers(&self) -> anyhow::Result<control::TimersConfig> {
+        let d = control::TimersConfig::default();
+        let zone = match std::env::var("STRATUS_EVENT_TIMER_TIMEZONE") {
+            Ok(v) if !v.trim().is_empty() => Some(v),
+            _ => self.timer_timezone.clone(),
+        };
+        let offset_secs = match zone {
+            Some(z) => control::timers::parse_timezone(&z).map_err(|e| anyhow::anyhow!(e))?,
+            None => d.offset_secs,
+        };
+        let late_secs: Option<u64> = match std::env::var("STRATUS_EVENT_TIMER_LATE_SECS") {
+            Ok(v) if !v.trim().is_empty() => Some(v.trim().parse().map_err(|_| {
+                anyhow::anyhow!("STRATUS_EVENT_TIMER_LATE_SECS `{v}` is not a number of seconds")
+            })?),
+            _ => self.timer_late_secs,
+        };
+        if let Some(l) = late_secs {
+            anyhow::ensure!(
+                l <= 3600,
+                "events timer_late_secs must be at most 3600, not {l}"
+            );
+        }
+        Ok(control::TimersConfig {
+            offset_secs,
+            late_ms: late_secs.map_or(d.late_ms, |s| s as i64 * 1000),
+            ..d
+        })
+    }
 }
 
 impl EventsFileConfig {
@@ -351,6 +389,8 @@ pub struct Settings {
     pub events: control::EventsConfig,
     /// The `[http]` table as the file gives it (see [`HttpArgs::resolve`]).
     pub http: HttpFileConfig,
+    /// The timer scheduler's settings (`[events] timer_*`), resolved.
+    pub timers: control::TimersConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -416,6 +456,7 @@ impl Settings {
                 _ => file.status_retention_secs.unwrap_or(86_400),
             },
             events: file.events.resolve()?,
+            timers: file.events.resolve_timers()?,
             execution: file.execution,
             api: file.api,
             http: file.http,
@@ -555,5 +596,38 @@ mod tests {
             ..EventsFileConfig::default()
         };
         assert!(empty.resolve().is_err());
+    }
+
+    #[test]
+    fn timer_settings_resolve_over_the_defaults() {
+        if std::env::vars().any(|(k, _)| k.starts_with("STRATUS_EVENT_TIMER_")) {
+            return;
+        }
+        let f: FileConfig = toml::from_str(
+            r#"
+            [events]
+            timer_timezone = "UTC"
+            timer_late_secs = 5
+            "#,
+        )
+        .expect("parses");
+        let t = f.events.resolve_timers().expect("valid");
+        assert_eq!((t.offset_secs, t.late_ms), (0, 5_000));
+        let d = EventsFileConfig::default()
+            .resolve_timers()
+            .expect("defaults");
+        assert_eq!((d.offset_secs, d.late_ms), (8 * 3600, 60_000));
+        for bad in [
+            EventsFileConfig {
+                timer_timezone: Some("Asia/Shanghai".into()),
+                ..EventsFileConfig::default()
+            },
+            EventsFileConfig {
+                timer_late_secs: Some(3601),
+                ..EventsFileConfig::default()
+            },
+        ] {
+            assert!(bad.resolve_timers().is_err(), "{bad:?}");
+        }
     }
 }

@@ -376,7 +376,16 @@ async fn serve(
     let dispatcher = {
         let ctl = ctl.clone();
         let rx = stop_rx.clone();
+        let node = node.clone();
         tokio::spawn(async move { ctl.run_dispatcher(&node, rx).await })
+    };
+    // Timer triggers: every node schedules, and the shared tick state lets each tick fire once.
+    let timers = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        let node = node.clone();
+        let cfg = settings.timers.clone();
+        tokio::spawn(async move { ctl.run_timers(&node, cfg, rx).await })
     };
     let gc = {
         let ctl = ctl.clone();
@@ -400,6 +409,9 @@ async fn serve(
                 }
                 if let Err(e) = ctl.store().prune_changes(status_retention_ms).await {
                     tracing::warn!(error = %e, "status change log pruning failed");
+                }
+                if let Err(e) = ctl.prune_timer_ticks().await {
+                    tracing::warn!(error = %e, "timer tick pruning failed");
                 }
                 match ctl.collect_garbage(grace).await {
                     Ok(0) => {}
@@ -454,6 +466,7 @@ async fn serve(
     let _ = function_listener.await;
     let _ = stop_tx.send(true);
     let _ = workers.await;
+    let _ = timers.await;
     // Slots finish the event they run; one still running after the grace is left to its lease (another node, or
     // the next start, runs it again).
     if tokio::time::timeout(Duration::from_secs(10), dispatcher)
