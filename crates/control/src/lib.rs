@@ -5,6 +5,7 @@
 
 mod accounts;
 mod aliases;
+mod concurrency;
 mod error;
 pub mod events;
 mod functions;
@@ -23,6 +24,7 @@ use tokio::sync::Notify;
 
 pub use accounts::{AccountUsage, NewAccount};
 pub use aliases::AliasSpec;
+pub use concurrency::{ConcurrencyConfig, ConcurrencyUsage, NamespaceConcurrency};
 pub use engine::{FunctionError, InvokeOutcome};
 pub use error::{ControlError, Result};
 pub use events::{EventsConfig, ListEvents};
@@ -60,6 +62,8 @@ pub struct ControlConfig {
     pub clock: Clock,
     /// The asynchronous event queue and its dispatchers.
     pub events: EventsConfig,
+    /// Concurrency quotas and the lease of a node's shares of them.
+    pub concurrency: ConcurrencyConfig,
 }
 
 impl Default for ControlConfig {
@@ -71,6 +75,7 @@ impl Default for ControlConfig {
             max_attempts: 5,
             clock: Clock::system(),
             events: EventsConfig::default(),
+            concurrency: ConcurrencyConfig::default(),
         }
     }
 }
@@ -118,11 +123,14 @@ pub struct Control {
     pub(crate) metrics: Arc<records::Metrics>,
     /// Pool keys of serving snapshots, hashed once per record revision.
     pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
+    /// Admits invocations under the concurrency limits.
+    pub(crate) admission: concurrency::Admission,
 }
 
 impl Control {
     pub fn new(store: Store, cfg: ControlConfig) -> Self {
         Control {
+            admission: concurrency::Admission::new(cfg.concurrency.clone(), &store),
             store,
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),

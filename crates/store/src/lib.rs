@@ -7,6 +7,7 @@
 
 mod accounts;
 mod blobs;
+mod concurrency;
 mod db;
 mod error;
 pub mod events;
@@ -20,6 +21,9 @@ pub mod unzip;
 
 pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
+pub use concurrency::{
+    ConcurrencySettings, ReservationBounds, ReservationOutcome, ShareLimit, ShareRenewal,
+};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};

@@ -24,6 +24,61 @@ pub struct FileConfig {
     pub api: ApiFileConfig,
     #[serde(default)]
     pub events: EventsFileConfig,
+    #[serde(default)]
+    pub concurrency: ConcurrencyFileConfig,
+}
+
+/// The `[concurrency]` table: every account's concurrency quota and the lease of a node's shares of the limits.
+/// Each key is overridden by its `STRATUS_CONCURRENCY_*` variable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyFileConfig {
+    /// Every account's quota in MB (`STRATUS_CONCURRENCY_QUOTA_MB`, default 128000, SCF's).
+    pub quota_mb: Option<i64>,
+    /// What reservations leave unreserved, in MB (`STRATUS_CONCURRENCY_MIN_UNRESERVED_MB`, default 12800).
+    pub min_unreserved_mb: Option<i64>,
+    /// How long a node's share of a limit is leased (`STRATUS_CONCURRENCY_LEASE_SECS`, default 10).
+    pub lease_secs: Option<u64>,
+}
+
+impl ConcurrencyFileConfig {
+    /// The settings in force: each variable over the file's key over the default.
+    pub fn resolve(&self) -> anyhow::Result<control::ConcurrencyConfig> {
+        fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{name} `{v}` is not a valid value")),
+                _ => Ok(None),
+            }
+        }
+        let d = control::ConcurrencyConfig::default();
+        let quota = var("STRATUS_CONCURRENCY_QUOTA_MB")?
+            .or(self.quota_mb)
+            .unwrap_or(d.account_quota_mb);
+        let min = var("STRATUS_CONCURRENCY_MIN_UNRESERVED_MB")?
+            .or(self.min_unreserved_mb)
+            .unwrap_or(d.min_unreserved_mb);
+        anyhow::ensure!(quota >= 0, "concurrency quota_mb must not be negative");
+        anyhow::ensure!(
+            (0..=quota).contains(&min),
+            "concurrency min_unreserved_mb must be between 0 and quota_mb"
+        );
+        let lease: Option<u64> = var("STRATUS_CONCURRENCY_LEASE_SECS")?.or(self.lease_secs);
+        anyhow::ensure!(
+            lease != Some(0),
+            "concurrency lease_secs must be at least 1"
+        );
+        Ok(control::ConcurrencyConfig {
+            account_quota_mb: quota,
+            min_unreserved_mb: min,
+            lease_ms: lease
+                .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+                .unwrap_or(d.lease_ms),
+        })
+    }
 }
 
 /// The `[events]` table: the asynchronous event queue and its dispatchers. Each key is overridden by its
@@ -282,6 +337,8 @@ pub struct Settings {
     pub api: ApiFileConfig,
     /// The `[events]` table and its variables, resolved.
     pub events: control::EventsConfig,
+    /// The `[concurrency]` table and its variables, resolved.
+    pub concurrency: control::ConcurrencyConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -339,6 +396,7 @@ impl Settings {
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
             events: file.events.resolve()?,
+            concurrency: file.concurrency.resolve()?,
             execution: file.execution,
             api: file.api,
         })

@@ -138,6 +138,7 @@ async fn open(settings: &Settings) -> anyhow::Result<Control> {
         store,
         ControlConfig {
             events: settings.events.clone(),
+            concurrency: settings.concurrency.clone(),
             ..ControlConfig::default()
         },
     ))
@@ -384,6 +385,12 @@ async fn serve(
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
+    // Renews this node's shares of the concurrency limits.
+    let concurrency = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { ctl.run_concurrency(rx).await })
+    };
     let app = api::router(ctl.clone(), api_cfg.clone());
     tracing::info!(%addr, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
@@ -405,6 +412,9 @@ async fn serve(
     }
     let _ = gc.await;
     let _ = recorder.await;
+    let _ = concurrency.await;
+    // Nothing runs any more: the shares go back to the other nodes at once rather than when their leases lapse.
+    ctl.release_concurrency().await;
     engine.shutdown();
     ctl.store().close().await;
     Ok(())

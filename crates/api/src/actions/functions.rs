@@ -430,6 +430,8 @@ pub(crate) async fn get_account(
     let (ctl, caller) = (&cx.ctl, &cx.caller);
     let usage = ctl.get_account(caller).await?;
     let limits = &ctl.config().limits;
+    let c = &usage.concurrency;
+    let ns_of = |ns: &str| c.namespaces.get(ns).copied().unwrap_or_default();
     Ok(wire::GetAccountResponse {
         account_usage: Some(wire::UsageInfo {
             namespaces_count: Some(usage.namespaces.len() as i64),
@@ -441,15 +443,18 @@ pub(crate) async fn get_account(
                         functions: Some(names.clone()),
                         namespace: Some(ns.clone()),
                         functions_count: Some(names.len() as i64),
-                        total_concurrency_mem: Some(0),
-                        total_allocated_concurrency_mem: Some(0),
+                        // The namespace's total (0: none of its own, the account quota applies).
+                        total_concurrency_mem: Some(ns_of(ns).total_mb.unwrap_or(0)),
+                        // SCF: the namespace's concurrency in use, the memory of its running instances.
+                        total_allocated_concurrency_mem: Some(ns_of(ns).running_mb),
                         total_allocated_provisioned_mem: Some(0),
                     })
                     .collect(),
             ),
-            total_concurrency_mem: Some(0),
-            total_allocated_concurrency_mem: Some(0),
-            user_concurrency_mem_limit: Some(limits.concurrent_executions * 128 * 1024),
+            total_concurrency_mem: Some(c.quota_mb),
+            // SCF: the concurrency memory the account has configured, i.e. reserved for functions.
+            total_allocated_concurrency_mem: Some(c.reserved_mb),
+            user_concurrency_mem_limit: Some(c.quota_mb),
         }),
         account_limit: Some(wire::LimitsInfo {
             namespaces_count: Some(limits.namespaces),
