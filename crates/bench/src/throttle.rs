@@ -122,19 +122,15 @@ pub fn run(server: &Server, calls: usize) -> anyhow::Result<Section> {
         ..Section::default()
     };
     s.push(
-        Figure::new(
-            "B3",
-            "Invoke, warm Python echo",
-            Measure::Latency(warm.clone()),
-        )
-        .floor(
-            "the same client against a minimal echo server",
-            Measure::Latency(floor),
-        )
-        .target(Target::Latency {
-            median_ms: Some(0.2),
-            p99_ms: Some(1.0),
-        }),
+        Figure::new("B3", "Invoke, warm Python echo", Measure::Latency(warm))
+            .floor(
+                "the same client against a minimal echo server",
+                Measure::Latency(floor),
+            )
+            .target(Target::Latency {
+                median_ms: Some(0.2),
+                p99_ms: Some(1.0),
+            }),
     );
     s.push(
         Figure::new(
