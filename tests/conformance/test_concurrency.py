@@ -102,6 +102,8 @@ def test_reserved_concurrency_is_set_read_and_deleted_within_scf_bounds(cscf):
     assert reserved(scf, f1) == 256
     reserve(scf, f1, 384)  # a second Put replaces the first
     assert reserved(scf, f1) == 384
+    listed = {f["FunctionName"]: f for f in scf.call("ListFunctions", Limit=100)["Functions"]}
+    assert listed[f1]["ReservedConcurrencyMem"] == 384 and listed[f2]["ReservedConcurrencyMem"] == 0
     acct = usage(scf)
     assert acct["TotalConcurrencyMem"] == 1024 and acct["UserConcurrencyMemLimit"] == 1024
     assert acct["TotalAllocatedConcurrencyMem"] == 384

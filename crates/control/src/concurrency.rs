@@ -601,6 +601,15 @@ impl Control {
             .await?)
     }
 
+    /// Every reservation of the account in MB, by (namespace, function) (ListFunctions shows them).
+    pub async fn reservations(&self, caller: &Caller) -> Result<HashMap<(String, String), i64>> {
+        let s = self.store.concurrency_settings(caller.app_id).await?;
+        Ok(s.reservations
+            .into_iter()
+            .map(|(ns, f, mb)| ((ns, f), mb))
+            .collect())
+    }
+
     /// DeleteReservedConcurrencyConfig (a function without a reservation is left as it is).
     pub async fn delete_reserved_concurrency(
         &self,

@@ -206,8 +206,19 @@ pub(crate) async fn list(cx: &Cx, r: wire::ListFunctionsRequest) -> R<wire::List
         ),
     };
     let (rows, total) = ctl.list_functions(caller, &req).await?;
+    let reserved = ctl.reservations(caller).await?;
     Ok(wire::ListFunctionsResponse {
-        functions: Some(rows.iter().map(views::function_item).collect()),
+        functions: Some(
+            rows.iter()
+                .map(|row| {
+                    let mut f = views::function_item(row);
+                    let key = (row.key.namespace.clone(), row.key.name.clone());
+                    f.reserved_concurrency_mem =
+                        Some(reserved.get(&key).copied().unwrap_or(0).max(0) as u64);
+                    f
+                })
+                .collect(),
+        ),
         total_count: Some(total),
         request_id: None,
     })
