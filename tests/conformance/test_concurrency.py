@@ -325,3 +325,35 @@ def test_two_nodes_hold_one_reservation_between_them(stratus, backend):
         assert counts(burst([on_first], name, 2)) == {200: 2}
     finally:
         other.stop()
+
+
+def test_the_share_of_a_node_killed_mid_call_lapses_with_its_lease(stratus, backend):
+    if backend.name != "postgres":
+        pytest.skip("a cluster shares a PostgreSQL database")
+    first = stratus(env=ENV)
+    scf = Scf(first.client(), first, first.creds)
+    name = slow_function(scf)
+    reserve(scf, name, 256)
+    other = OtherNode(first.database_url, ENV)
+    try:
+        on_other = lambda: make_client(f"127.0.0.1:{other.port}", first.creds)  # noqa: E731
+        with ThreadPoolExecutor(max_workers=1) as side:
+            running = side.submit(burst, [on_other], name, 2)
+            time.sleep(1.5)
+            assert status_of(invoke(first.client(), name, event={"sleep": 0})) == 432
+            other.proc.kill()
+            killed = time.monotonic()
+            with pytest.raises(Exception):
+                running.result(timeout=60)
+        # The dead node's share still counts until its lease (2 s from its last renewal) lapses, then the first
+        # node takes the whole reservation.
+        assert status_of(invoke(first.client(), name, event={"sleep": 0})) == 432
+        while True:
+            r = invoke(first.client(), name, event={"sleep": 0})
+            if status_of(r) == 200:
+                break
+            assert time.monotonic() - killed < 6, "the dead node's share outlived its lease"
+            time.sleep(0.1)
+        assert counts(burst([lambda: first.client()], name, 3)) == {200: 2, 432: 1}
+    finally:
+        other.stop()

@@ -35,7 +35,8 @@ pub struct FileConfig {
 pub struct ConcurrencyFileConfig {
     /// Every account's quota in MB (`STRATUS_CONCURRENCY_QUOTA_MB`, default 128000, SCF's).
     pub quota_mb: Option<i64>,
-    /// What reservations leave unreserved, in MB (`STRATUS_CONCURRENCY_MIN_UNRESERVED_MB`, default 12800).
+    /// What reservations leave unreserved, in MB (`STRATUS_CONCURRENCY_MIN_UNRESERVED_MB`, default 12800, or a
+    /// tenth of a smaller quota).
     pub min_unreserved_mb: Option<i64>,
     /// How long a node's share of a limit is leased (`STRATUS_CONCURRENCY_LEASE_SECS`, default 10).
     pub lease_secs: Option<u64>,
@@ -58,9 +59,10 @@ impl ConcurrencyFileConfig {
         let quota = var("STRATUS_CONCURRENCY_QUOTA_MB")?
             .or(self.quota_mb)
             .unwrap_or(d.account_quota_mb);
+        // SCF keeps 12,800 MB of its 128,000 unreserved: a smaller quota keeps a tenth by default.
         let min = var("STRATUS_CONCURRENCY_MIN_UNRESERVED_MB")?
             .or(self.min_unreserved_mb)
-            .unwrap_or(d.min_unreserved_mb);
+            .unwrap_or(d.min_unreserved_mb.min(quota / 10));
         anyhow::ensure!(quota >= 0, "concurrency quota_mb must not be negative");
         anyhow::ensure!(
             (0..=quota).contains(&min),
@@ -468,6 +470,41 @@ mod tests {
             ..ApiArgs::default()
         };
         assert!(none.resolve(&ApiFileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn concurrency_table_resolves_over_the_defaults() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [concurrency]
+            quota_mb = 2048
+            lease_secs = 3
+            "#,
+        )
+        .expect("parses");
+        let c = f.concurrency.resolve().expect("valid");
+        assert_eq!(c.account_quota_mb, 2048);
+        assert_eq!(c.lease_ms, 3_000);
+        assert_eq!(
+            c.min_unreserved_mb, 204,
+            "a tenth of a quota under 128,000 MB"
+        );
+        let d = ConcurrencyFileConfig::default()
+            .resolve()
+            .expect("defaults");
+        assert_eq!(d, control::ConcurrencyConfig::default());
+        let over = ConcurrencyFileConfig {
+            quota_mb: Some(1024),
+            min_unreserved_mb: Some(2048),
+            ..ConcurrencyFileConfig::default()
+        };
+        assert!(over.resolve().is_err(), "more unreserved than the quota");
+        let zero = ConcurrencyFileConfig {
+            lease_secs: Some(0),
+            ..ConcurrencyFileConfig::default()
+        };
+        assert!(zero.resolve().is_err());
+        assert!(toml::from_str::<FileConfig>("[concurrency]\nbogus = 1").is_err());
     }
 
     #[test]
