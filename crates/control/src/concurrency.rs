@@ -147,6 +147,9 @@ struct Count {
     share: i64,
     /// Until when the share may be used (cluster): `lease_ms` after the write that leased it was sent.
     valid_until: Option<Instant>,
+    /// After a refused grow, calls that would need one are refused without asking again until then (cluster),
+    /// so a flood of calls over a limit costs no database round trip each.
+    denied_until: Option<Instant>,
 }
 
 impl Count {
@@ -182,6 +185,12 @@ impl Inner {
 
     fn lease(&self) -> Duration {
         Duration::from_millis(self.cfg.lease_ms.max(1) as u64)
+    }
+
+    /// How long a refused grow is not asked again: a twentieth of the lease, at most 100 ms (the other nodes'
+    /// shares change at their renewals, every third of the lease).
+    fn retry_grow(&self) -> Duration {
+        Duration::from_millis((self.cfg.lease_ms / 20).clamp(1, 100) as u64)
     }
 }
 
@@ -221,7 +230,7 @@ impl Drop for Permit {
 enum Decision {
     /// Over a limit: the scope, the limit and the used memory.
     Refuse(Scope, i64),
-    /// Counted; the scopes whose share must grow first (cluster), with the memory each must cover.
+    /// Counted; the scopes whose share must grow first (cluster), with each one's limit.
     Admit(Vec<(Scope, i64)>),
 }
 
@@ -251,8 +260,11 @@ fn decide(
         let c = counts.entry((app_id, s.clone())).or_default();
         c.used += mem_mb;
         c.peak = c.peak.max(c.used);
-        if cluster && limit.is_some() && c.used > c.share_now(now) {
-            grow.push((s.clone(), c.used));
+        if let Some(l) = limit
+            && cluster
+            && c.used > c.share_now(now)
+        {
+            grow.push((s.clone(), *l));
         }
     }
     Decision::Admit(grow)
@@ -333,15 +345,15 @@ impl Admission {
             scopes: plan.into_iter().map(|(s, _)| s).collect(),
             mem_mb,
         };
-        for (scope, _) in grow {
+        for (scope, limit_mb) in grow {
             // Dropping the permit on a refusal gives back what was counted.
-            self.grow(app_id, &scope, mem_mb).await?;
+            self.grow(app_id, &scope, limit_mb, mem_mb).await?;
         }
         Ok(permit)
     }
 
     /// Grows this node's share of `scope` to cover what it counts there now, or refuses the call.
-    async fn grow(&self, app_id: i64, scope: &Scope, mem_mb: i64) -> Result<()> {
+    async fn grow(&self, app_id: i64, scope: &Scope, limit_mb: i64, mem_mb: i64) -> Result<()> {
         let Some(store) = &self.inner.shared else {
             return Ok(());
         };
@@ -349,12 +361,17 @@ impl Admission {
         let Some(limit) = scope.share_limit(quota) else {
             return Ok(());
         };
-        let _writes = self.inner.writes.lock().await;
         let key = (app_id, scope.clone());
+        let denied = |c: &Count| c.denied_until.is_some_and(|t| t > Instant::now());
+        if self.inner.lock().counts.get(&key).is_some_and(denied) {
+            return Err(throttled(scope, limit_mb, mem_mb));
+        }
+        let _writes = self.inner.writes.lock().await;
         let want = {
             let st = self.inner.lock();
             match st.counts.get(&key) {
                 Some(c) if c.used <= c.share_now(Instant::now()) => return Ok(()),
+                Some(c) if denied(c) => return Err(throttled(scope, limit_mb, mem_mb)),
                 Some(c) => c.used,
                 None => return Ok(()),
             }
@@ -377,14 +394,16 @@ impl Admission {
                 c.share = share;
                 c.valid_until = Some(sent + self.inner.lease());
                 if ok {
+                    c.denied_until = None;
                     Ok(())
                 } else {
-                    Err(throttled(scope, share, mem_mb))
+                    c.denied_until = Some(Instant::now() + self.inner.retry_grow());
+                    Err(throttled(scope, limit_mb, mem_mb))
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "could not lease a concurrency share: refusing the call");
-                Err(throttled(scope, c.share_now(Instant::now()), mem_mb))
+                Err(throttled(scope, limit_mb, mem_mb))
             }
         }
     }
@@ -808,7 +827,7 @@ mod tests {
         match decide(&mut c, 1, &plan, 128, true, now) {
             Decision::Admit(g) => assert_eq!(
                 g,
-                vec![(Scope::Function("default".into(), "r".into()), 128)]
+                vec![(Scope::Function("default".into(), "r".into()), 256)]
             ),
             d => panic!("{d:?}"),
         }
