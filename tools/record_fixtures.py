@@ -132,8 +132,12 @@ def main():
     call("CopyFunction", {"FunctionName": "hello", "NewFunctionName": "hello-copy", "TargetNamespace": "team"})
     wait_copy = call("GetFunction", {"FunctionName": "hello-copy", "Namespace": "team"}, record=False)
     assert wait_copy["FunctionName"] == "hello-copy"
+    call("PutTotalConcurrencyConfig", {"TotalConcurrencyMem": 64000, "Namespace": "default"})
+    call("PutReservedConcurrencyConfig", {"FunctionName": "hello", "ReservedConcurrencyMem": 1024})
+    call("GetReservedConcurrencyConfig", {"FunctionName": "hello"})
     call("ListNamespaces", {})
     call("GetAccount", {})
+    call("DeleteReservedConcurrencyConfig", {"FunctionName": "hello"})
     call("DeleteFunction", {"FunctionName": "hello"})
     call("DeleteLayerVersion", {"LayerName": "deps", "LayerVersion": 1})
     time.sleep(0.3)

@@ -69,6 +69,7 @@ impl From<ControlError> for ApiError {
             ControlError::LayerBusy { .. } => "FailedOperation.OperationConflict".into(),
             ControlError::LimitExceeded { what, .. } => format!("LimitExceeded.{what}"),
             ControlError::DeleteNamespace(_) => "FailedOperation.DeleteNamespace".into(),
+            ControlError::ReservedExceedTotal(_) => "FailedOperation.ReservedExceedTotal".into(),
             ControlError::Unsupported(_) => "UnsupportedOperation".into(),
             ControlError::EventTooLarge(_) => "InvalidParameter.RequestTooLarge".into(),
             ControlError::AsyncEventNotFound(_) => "ResourceNotFound.AsyncEvent".into(),

@@ -19,11 +19,11 @@ use crate::report::{Figure, Measure, Section, Target, now_ms};
 use crate::server::Server;
 use crate::stats::Summary;
 
-const PY_ECHO: &str = "def main_handler(event, context):\n    return event\n";
+pub(crate) const PY_ECHO: &str = "def main_handler(event, context):\n    return event\n";
 const NODE_HELLO: &str = "exports.main_handler = async (event) => ({ hello: 'world' });\n";
 
 /// A minimal HTTP/1.1 keep-alive server answering every request with a fixed SCF-shaped reply.
-fn echo_server() -> anyhow::Result<(Endpoint, Arc<AtomicBool>)> {
+pub(crate) fn echo_server() -> anyhow::Result<(Endpoint, Arc<AtomicBool>)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -114,7 +114,7 @@ pub(crate) fn invoke_body(name: &str) -> anyhow::Result<Vec<u8>> {
     )?)
 }
 
-fn invoke(c: &mut Client, creds: &Creds, body: &[u8]) -> anyhow::Result<Value> {
+pub(crate) fn invoke(c: &mut Client, creds: &Creds, body: &[u8]) -> anyhow::Result<Value> {
     let r = c.call_raw(creds, "Invoke", body)?;
     if let Some(e) = r.get("Error") {
         bail!("Invoke: {e}");

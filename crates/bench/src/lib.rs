@@ -16,6 +16,7 @@ pub mod scf;
 pub mod server;
 pub mod soak;
 pub mod stats;
+pub mod throttle;
 
 use std::io::Write;
 
@@ -33,6 +34,8 @@ pub enum Which {
     B6,
     /// B3, B4, B5 and B7: invocation latency, throughput, cold start and instance footprint.
     Invoke,
+    /// The 432 path (a call refused over a function's reserved concurrency) beside B3's warm invoke.
+    Throttle,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
     /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
@@ -187,6 +190,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Timers {
         let server = server_for(args, &db, "info")?;
         emit(b10::run(&server, args.timer_secs)?)?;
+    }
+    if args.which == Which::Throttle {
+        let server = server_for(args, &db, "info")?;
+        emit(throttle::run(&server, args.calls)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;

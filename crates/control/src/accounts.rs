@@ -19,6 +19,8 @@ pub struct NewAccount {
 pub struct AccountUsage {
     /// (namespace, the names of its functions)
     pub namespaces: Vec<(String, Vec<String>)>,
+    /// The concurrency quota, what reservations take of it and the memory running now.
+    pub concurrency: crate::ConcurrencyUsage,
 }
 
 fn new_key(app_id: i64, uin: &str) -> ApiKey {
@@ -94,7 +96,11 @@ impl Control {
             let names = self.store.function_names(caller.app_id, &ns.name).await?;
             namespaces.push((ns.name, names));
         }
-        Ok(AccountUsage { namespaces })
+        let concurrency = self.concurrency_usage(caller).await?;
+        Ok(AccountUsage {
+            namespaces,
+            concurrency,
+        })
     }
 
     /// Fails with `NamespaceNotFound` unless the caller has this namespace.

@@ -65,8 +65,11 @@ pub enum ControlError {
     LimitExceeded { what: &'static str, message: String },
     #[error("{0}")]
     DeleteNamespace(String),
+    /// A reservation that would leave less of its namespace's total unreserved than required.
+    #[error("{0}")]
+    ReservedExceedTotal(String),
     /// Too many concurrent invocations (SCF runtime status 432).
-    #[error("concurrency limit reached: the {scope} allows {limit} concurrent invocations")]
+    #[error("ResourceLimitReached: {scope} allows {limit} concurrent invocations")]
     Throttled { scope: &'static str, limit: u32 },
     /// The execution plane could not run the invocation.
     #[error("the function could not be run: {0}")]

@@ -210,6 +210,8 @@ impl Control {
         let engine = self.engine()?;
         let (key, row, snap) = (&t.key, &t.row, &t.snap);
         let spec = self.function_spec(caller, key, row, snap, region).await?;
+        // Held until the invocation ends: its memory counts against the concurrency limits.
+        let _permit = self.admit(key, snap.config.memory_size).await?;
         let start_ms = store::now_ms();
         let mut outcome = engine
             .invoke(&spec, InvokeRequest { request_id, event })

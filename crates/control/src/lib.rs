@@ -5,6 +5,7 @@
 
 mod accounts;
 mod aliases;
+mod concurrency;
 mod error;
 pub mod events;
 mod functions;
@@ -24,6 +25,7 @@ use tokio::sync::Notify;
 
 pub use accounts::{AccountUsage, NewAccount};
 pub use aliases::AliasSpec;
+pub use concurrency::{ConcurrencyConfig, ConcurrencyUsage, NamespaceConcurrency};
 pub use engine::{FunctionError, InvokeOutcome};
 pub use error::{ControlError, Result};
 pub use events::{EventsConfig, ListEvents};
@@ -67,6 +69,8 @@ pub struct ControlConfig {
     /// The function listener's advertised base URL, from which function URLs are made (see
     /// [`triggers::function_url`]).
     pub function_url_base: String,
+    /// Concurrency quotas and the lease of a node's shares of them.
+    pub concurrency: ConcurrencyConfig,
 }
 
 impl Default for ControlConfig {
@@ -79,6 +83,7 @@ impl Default for ControlConfig {
             clock: Clock::system(),
             events: EventsConfig::default(),
             function_url_base: triggers::DEFAULT_URL_BASE.to_string(),
+            concurrency: ConcurrencyConfig::default(),
         }
     }
 }
@@ -128,11 +133,14 @@ pub struct Control {
     pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
     /// Function URLs recently resolved (see `triggers::UrlCache`).
     pub(crate) url_cache: Arc<triggers::UrlCache>,
+    /// Admits invocations under the concurrency limits.
+    pub(crate) admission: concurrency::Admission,
 }
 
 impl Control {
     pub fn new(store: Store, cfg: ControlConfig) -> Self {
         Control {
+            admission: concurrency::Admission::new(cfg.concurrency.clone(), &store),
             store,
             cfg: Arc::new(cfg),
             work: Arc::new(Notify::new()),

@@ -8,6 +8,7 @@
 mod accounts;
 mod blobs;
 pub mod changes;
+mod concurrency;
 mod db;
 mod error;
 pub mod events;
@@ -23,6 +24,9 @@ pub mod unzip;
 pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use changes::{Change, ChangeKind, ChangeRead, ChangeReader};
+pub use concurrency::{
+    ConcurrencySettings, ReservationBounds, ReservationOutcome, ShareLimit, ShareRenewal,
+};
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
 pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};

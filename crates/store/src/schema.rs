@@ -436,6 +436,41 @@ CREATE TABLE timer_ticks (
 CREATE INDEX timer_ticks_by_recorded ON timer_ticks (recorded_ms);
 "#;
 
+/// Concurrency: a function's reservation (referencing its `$LATEST` record, so it goes with the function), a
+/// namespace's total (going with the namespace), and the shares of each limit that the nodes of a cluster hold
+/// under a lease on the database's clock (see `concurrency.rs`).
+const V12: &str = r#"
+CREATE TABLE concurrency_reservations (
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    function_name TEXT NOT NULL,
+    qualifier TEXT NOT NULL,
+    mem_mb BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, namespace, function_name),
+    FOREIGN KEY (app_id, namespace, function_name, qualifier)
+        REFERENCES functions (app_id, namespace, name, qualifier) ON DELETE CASCADE
+);
+CREATE TABLE namespace_concurrency (
+    app_id BIGINT NOT NULL,
+    namespace TEXT NOT NULL,
+    total_mb BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, namespace),
+    FOREIGN KEY (app_id, namespace) REFERENCES namespaces (app_id, name) ON DELETE CASCADE
+);
+CREATE TABLE concurrency_shares (
+    node TEXT NOT NULL,
+    app_id BIGINT NOT NULL,
+    scope TEXT NOT NULL,
+    share_mb BIGINT NOT NULL,
+    used_mb BIGINT NOT NULL,
+    expires_ms BIGINT NOT NULL,
+    PRIMARY KEY (app_id, scope, node)
+);
+CREATE INDEX concurrency_shares_by_node ON concurrency_shares (node)
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -496,6 +531,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "one function URL per qualifier",
         sqlite: V11,
         postgres: V11,
+    },
+    Migration {
+        version: 12,
+        name: "concurrency reservations, namespace totals and the nodes' leased shares",
+        sqlite: V12,
+        postgres: V12,
     },
     Migration {
         version: 13,

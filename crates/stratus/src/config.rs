@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub events: EventsFileConfig,
     #[serde(default)]
     pub http: HttpFileConfig,
+    #[serde(default)]
+    pub concurrency: ConcurrencyFileConfig,
 }
 
 /// The `[http]` table: the function listener.
@@ -88,6 +90,61 @@ impl HttpArgs {
             );
         }
         Ok(HttpSettings { listen, public_url })
+    }
+}
+
+/// The `[concurrency]` table: every account's concurrency quota and the lease of a node's shares of the limits.
+/// Each key is overridden by its `STRATUS_CONCURRENCY_*` variable.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyFileConfig {
+    /// Every account's quota in MB (`STRATUS_CONCURRENCY_QUOTA_MB`, default 128000, SCF's).
+    pub quota_mb: Option<i64>,
+    /// What reservations leave unreserved, in MB (`STRATUS_CONCURRENCY_MIN_UNRESERVED_MB`, default 12800, or a
+    /// tenth of a smaller quota).
+    pub min_unreserved_mb: Option<i64>,
+    /// How long a node's share of a limit is leased (`STRATUS_CONCURRENCY_LEASE_SECS`, default 10).
+    pub lease_secs: Option<u64>,
+}
+
+impl ConcurrencyFileConfig {
+    /// The settings in force: each variable over the file's key over the default.
+    pub fn resolve(&self) -> anyhow::Result<control::ConcurrencyConfig> {
+        fn var<T: std::str::FromStr>(name: &str) -> anyhow::Result<Option<T>> {
+            match std::env::var(name) {
+                Ok(v) if !v.trim().is_empty() => v
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| anyhow::anyhow!("{name} `{v}` is not a valid value")),
+                _ => Ok(None),
+            }
+        }
+        let d = control::ConcurrencyConfig::default();
+        let quota = var("STRATUS_CONCURRENCY_QUOTA_MB")?
+            .or(self.quota_mb)
+            .unwrap_or(d.account_quota_mb);
+        // SCF keeps 12,800 MB of its 128,000 unreserved: a smaller quota keeps a tenth by default.
+        let min = var("STRATUS_CONCURRENCY_MIN_UNRESERVED_MB")?
+            .or(self.min_unreserved_mb)
+            .unwrap_or(d.min_unreserved_mb.min(quota / 10));
+        anyhow::ensure!(quota >= 0, "concurrency quota_mb must not be negative");
+        anyhow::ensure!(
+            (0..=quota).contains(&min),
+            "concurrency min_unreserved_mb must be between 0 and quota_mb"
+        );
+        let lease: Option<u64> = var("STRATUS_CONCURRENCY_LEASE_SECS")?.or(self.lease_secs);
+        anyhow::ensure!(
+            lease != Some(0),
+            "concurrency lease_secs must be at least 1"
+        );
+        Ok(control::ConcurrencyConfig {
+            account_quota_mb: quota,
+            min_unreserved_mb: min,
+            lease_ms: lease
+                .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
+                .unwrap_or(d.lease_ms),
+        })
     }
 }
 
@@ -391,6 +448,8 @@ pub struct Settings {
     pub http: HttpFileConfig,
     /// The timer scheduler's settings (`[events] timer_*`), resolved.
     pub timers: control::TimersConfig,
+    /// The `[concurrency]` table and its variables, resolved.
+    pub concurrency: control::ConcurrencyConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -457,6 +516,7 @@ impl Settings {
             },
             events: file.events.resolve()?,
             timers: file.events.resolve_timers()?,
+            concurrency: file.concurrency.resolve()?,
             execution: file.execution,
             api: file.api,
             http: file.http,
@@ -562,6 +622,41 @@ mod tests {
             ..ApiArgs::default()
         };
         assert!(none.resolve(&ApiFileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn concurrency_table_resolves_over_the_defaults() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [concurrency]
+            quota_mb = 2048
+            lease_secs = 3
+            "#,
+        )
+        .expect("parses");
+        let c = f.concurrency.resolve().expect("valid");
+        assert_eq!(c.account_quota_mb, 2048);
+        assert_eq!(c.lease_ms, 3_000);
+        assert_eq!(
+            c.min_unreserved_mb, 204,
+            "a tenth of a quota under 128,000 MB"
+        );
+        let d = ConcurrencyFileConfig::default()
+            .resolve()
+            .expect("defaults");
+        assert_eq!(d, control::ConcurrencyConfig::default());
+        let over = ConcurrencyFileConfig {
+            quota_mb: Some(1024),
+            min_unreserved_mb: Some(2048),
+            ..ConcurrencyFileConfig::default()
+        };
+        assert!(over.resolve().is_err(), "more unreserved than the quota");
+        let zero = ConcurrencyFileConfig {
+            lease_secs: Some(0),
+            ..ConcurrencyFileConfig::default()
+        };
+        assert!(zero.resolve().is_err());
+        assert!(toml::from_str::<FileConfig>("[concurrency]\nbogus = 1").is_err());
     }
 
     #[test]

@@ -147,6 +147,7 @@ async fn open(settings: &Settings) -> anyhow::Result<Control> {
         store,
         ControlConfig {
             events: settings.events.clone(),
+            concurrency: settings.concurrency.clone(),
             ..ControlConfig::default()
         },
     ))
@@ -426,6 +427,12 @@ async fn serve(
         let rx = stop_rx.clone();
         tokio::spawn(async move { ctl.run_recorder(rx).await })
     };
+    // Renews this node's shares of the concurrency limits.
+    let concurrency = {
+        let ctl = ctl.clone();
+        let rx = stop_rx.clone();
+        tokio::spawn(async move { ctl.run_concurrency(rx).await })
+    };
     let http_metrics = std::sync::Arc::new(ingress::Metrics::default());
     // The web console's static files share the API listener (it calls the API from the browser).
     let app = api::router(ctl.clone(), api_cfg.clone())
@@ -477,6 +484,9 @@ async fn serve(
     }
     let _ = gc.await;
     let _ = recorder.await;
+    let _ = concurrency.await;
+    // Nothing runs any more: the shares go back to the other nodes at once rather than when their leases lapse.
+    ctl.release_concurrency().await;
     engine.shutdown();
     ctl.store().close().await;
     Ok(())

@@ -206,8 +206,19 @@ pub(crate) async fn list(cx: &Cx, r: wire::ListFunctionsRequest) -> R<wire::List
         ),
     };
     let (rows, total) = ctl.list_functions(caller, &req).await?;
+    let reserved = ctl.reservations(caller).await?;
     Ok(wire::ListFunctionsResponse {
-        functions: Some(rows.iter().map(views::function_item).collect()),
+        functions: Some(
+            rows.iter()
+                .map(|row| {
+                    let mut f = views::function_item(row);
+                    let key = (row.key.namespace.clone(), row.key.name.clone());
+                    f.reserved_concurrency_mem =
+                        Some(reserved.get(&key).copied().unwrap_or(0).max(0) as u64);
+                    f
+                })
+                .collect(),
+        ),
         total_count: Some(total),
         request_id: None,
     })
@@ -430,6 +441,8 @@ pub(crate) async fn get_account(
     let (ctl, caller) = (&cx.ctl, &cx.caller);
     let usage = ctl.get_account(caller).await?;
     let limits = &ctl.config().limits;
+    let c = &usage.concurrency;
+    let ns_of = |ns: &str| c.namespaces.get(ns).copied().unwrap_or_default();
     Ok(wire::GetAccountResponse {
         account_usage: Some(wire::UsageInfo {
             namespaces_count: Some(usage.namespaces.len() as i64),
@@ -441,15 +454,18 @@ pub(crate) async fn get_account(
                         functions: Some(names.clone()),
                         namespace: Some(ns.clone()),
                         functions_count: Some(names.len() as i64),
-                        total_concurrency_mem: Some(0),
-                        total_allocated_concurrency_mem: Some(0),
+                        // The namespace's total (0: none of its own, the account quota applies).
+                        total_concurrency_mem: Some(ns_of(ns).total_mb.unwrap_or(0)),
+                        // SCF: the namespace's concurrency in use, the memory of its running instances.
+                        total_allocated_concurrency_mem: Some(ns_of(ns).running_mb),
                         total_allocated_provisioned_mem: Some(0),
                     })
                     .collect(),
             ),
-            total_concurrency_mem: Some(0),
-            total_allocated_concurrency_mem: Some(0),
-            user_concurrency_mem_limit: Some(limits.concurrent_executions * 128 * 1024),
+            total_concurrency_mem: Some(c.quota_mb),
+            // SCF: the concurrency memory the account has configured, i.e. reserved for functions.
+            total_allocated_concurrency_mem: Some(c.reserved_mb),
+            user_concurrency_mem_limit: Some(c.quota_mb),
         }),
         account_limit: Some(wire::LimitsInfo {
             namespaces_count: Some(limits.namespaces),

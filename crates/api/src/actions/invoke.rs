@@ -88,9 +88,7 @@ fn result(outcome: Result<InvokeOutcome, ControlError>, tail: bool) -> R<wire::R
         Err(ControlError::Throttled { scope, limit }) => {
             let err = control::FunctionError::new(
                 THROTTLED,
-                format!(
-                    "concurrency limit reached: the {scope} allows {limit} concurrent invocations"
-                ),
+                format!("ResourceLimitReached: {scope} allows {limit} concurrent invocations"),
             );
             Ok(wire::Result {
                 log: Some(String::new()),

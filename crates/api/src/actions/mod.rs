@@ -1,6 +1,7 @@
 //! Action dispatch: decode the wire request, call the control plane, encode the wire response.
 
 mod aliases;
+mod concurrency;
 mod events;
 mod functions;
 mod invoke;
@@ -141,6 +142,7 @@ pub const SERVED: &[&str] = &[
     "DeleteFunctionVersion",
     "DeleteLayerVersion",
     "DeleteNamespace",
+    "DeleteReservedConcurrencyConfig",
     "DeleteTrigger",
     "GetAccount",
     "GetAlias",
@@ -151,6 +153,7 @@ pub const SERVED: &[&str] = &[
     "GetFunctionLogs",
     "GetLayerVersion",
     "GetRequestStatus",
+    "GetReservedConcurrencyConfig",
     "Invoke",
     "InvokeFunction",
     "ListAliases",
@@ -163,6 +166,8 @@ pub const SERVED: &[&str] = &[
     "ListVersionByFunction",
     "PublishLayerVersion",
     "PublishVersion",
+    "PutReservedConcurrencyConfig",
+    "PutTotalConcurrencyConfig",
     "TerminateAsyncEvent",
     "UpdateAlias",
     "UpdateFunctionCode",
@@ -256,6 +261,10 @@ pub(crate) async fn dispatch(
         UpdateTriggerStatus => triggers::update_status,
         DeleteTrigger => triggers::delete,
         ListTriggers => triggers::list,
+        PutReservedConcurrencyConfig => concurrency::put_reserved,
+        GetReservedConcurrencyConfig => concurrency::get_reserved,
+        DeleteReservedConcurrencyConfig => concurrency::delete_reserved,
+        PutTotalConcurrencyConfig => concurrency::put_total,
     )
 }
 
