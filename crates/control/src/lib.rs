@@ -108,7 +108,8 @@ pub struct Control {
     /// Wakes a dispatcher slot when an event was accepted.
     pub(crate) events: Arc<Notify>,
     /// The events this node runs, each with the signal that stops it (TerminateAsyncEvent).
-    pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>,
+    pub(crate) running:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<events::Stopper>>>>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,

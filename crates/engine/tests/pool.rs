@@ -221,6 +221,7 @@ async fn a_cancelled_invocation_stops_its_instance() {
         InvokeRequest {
             request_id: None,
             event: br#"{"sleep": 5}"#.to_vec(),
+            terminate: None,
         },
     );
     assert!(

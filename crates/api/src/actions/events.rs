@@ -120,7 +120,11 @@ pub(crate) async fn list(
     };
     let query = EventQuery {
         qualifier: r.qualifier.filter(|q| !q.is_empty()),
-        invoke_types: one_of(r.invoke_type, &["Event", "Timer"], "InvokeType")?,
+        invoke_types: one_of(
+            r.invoke_type,
+            &["Event", "Timer", control::events::DEAD_LETTER],
+            "InvokeType",
+        )?,
         statuses: one_of(
             r.status,
             &["RUNNING", "FINISHED", "ABORTED", "FAILED"],
