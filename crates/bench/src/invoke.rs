@@ -23,7 +23,7 @@ const PY_ECHO: &str = "def main_handler(event, context):\n    return event\n";
 const NODE_HELLO: &str = "exports.main_handler = async (event) => ({ hello: 'world' });\n";
 
 /// A minimal HTTP/1.1 keep-alive server answering every request with a fixed SCF-shaped reply.
-fn echo_server() -> anyhow::Result<(Endpoint, Arc<AtomicBool>)> {
+pub(crate) fn echo_server() -> anyhow::Result<(Endpoint, Arc<AtomicBool>)> {
     let l = TcpListener::bind("127.0.0.1:0")?;
     let addr = l.local_addr()?;
     let stop = Arc::new(AtomicBool::new(false));
@@ -79,7 +79,7 @@ fn serve_echo(conn: std::net::TcpStream) {
     }
 }
 
-fn create(
+pub(crate) fn create(
     c: &mut Client,
     creds: &Creds,
     name: &str,
@@ -108,13 +108,13 @@ fn create(
     bail!("{name} did not become Active")
 }
 
-fn invoke_body(name: &str) -> anyhow::Result<Vec<u8>> {
+pub(crate) fn invoke_body(name: &str) -> anyhow::Result<Vec<u8>> {
     Ok(serde_json::to_vec(
         &json!({"FunctionName": name, "ClientContext": "{\"k\":\"v\"}"}),
     )?)
 }
 
-fn invoke(c: &mut Client, creds: &Creds, body: &[u8]) -> anyhow::Result<Value> {
+pub(crate) fn invoke(c: &mut Client, creds: &Creds, body: &[u8]) -> anyhow::Result<Value> {
     let r = c.call_raw(creds, "Invoke", body)?;
     if let Some(e) = r.get("Error") {
         bail!("Invoke: {e}");
@@ -140,7 +140,7 @@ fn sequential(ep: &Endpoint, creds: &Creds, body: &[u8], n: usize) -> anyhow::Re
     Summary::of(&samples).ok_or_else(|| anyhow!("no samples"))
 }
 
-fn concurrent(
+pub(crate) fn concurrent(
     ep: &Endpoint,
     creds: &Creds,
     body: &[u8],
