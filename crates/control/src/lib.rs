@@ -110,6 +110,8 @@ pub struct Control {
     /// The events this node runs, each with the signal that stops it (TerminateAsyncEvent).
     pub(crate) running:
         Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<events::Stopper>>>>,
+    /// Commits the event queue's writes in groups (see `events::EventWriter`).
+    pub(crate) event_writer: Arc<events::EventWriter>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
@@ -129,6 +131,7 @@ impl Control {
             work: Arc::new(Notify::new()),
             events: Arc::new(Notify::new()),
             running: Arc::default(),
+            event_writer: Arc::default(),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
             recorder: Arc::new(records::Recorder::new(records::RECORD_QUEUE_BYTES)),

@@ -14,6 +14,7 @@
 //! accepted meanwhile takes rank r, so dispatchers alternate between the functions instead of draining the
 //! backlog first (start-time fair queueing, one "virtual time" unit per event).
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -136,6 +137,32 @@ pub enum EventEnd {
         status_code: i64,
         error: String,
     },
+}
+
+/// One write of [`Store::write_events`]. (Moved once through a channel and consumed: boxing would only add an
+/// allocation per write.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventWrite {
+    /// [`Store::insert_event`].
+    Accept(NewEvent),
+    /// [`Store::claim_event`].
+    Claim { owner: String, lease_ms: i64 },
+    /// [`Store::end_attempt_then`].
+    End {
+        event: ClaimedEvent,
+        end: EventEnd,
+        next: Option<NewEvent>,
+    },
+}
+
+/// The outcome of one write of [`Store::write_events`].
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum EventWritten {
+    /// An acceptance, or an end (`StaleOperation` when the attempt no longer held the event).
+    Done(Result<()>),
+    Claimed(Option<ClaimedEvent>),
 }
 
 /// Which events to list.
@@ -275,6 +302,16 @@ impl Store {
     /// for `lease_ms` of the database's clock. A claim that takes over a lapsed lease counts that attempt in
     /// `failures`, as `claim_op` does.
     pub async fn claim_event(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedEvent>> {
+        let mut conn = self.db.write.acquire().await?;
+        self.claim_in(&mut conn, owner, lease_ms).await
+    }
+
+    async fn claim_in(
+        &self,
+        conn: &mut AnyConnection,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedEvent>> {
         let now = self.db.dialect.now_ms_sql();
         let lock = match self.db.dialect {
             Dialect::Sqlite => "",
@@ -292,7 +329,7 @@ impl Store {
         let r = sqlx::query(&sql)
             .bind(owner)
             .bind(lease_ms)
-            .fetch_optional(&self.db.write)
+            .fetch_optional(&mut *conn)
             .await?;
         r.map(|r| {
             Ok(ClaimedEvent {
@@ -306,6 +343,32 @@ impl Store {
             })
         })
         .transpose()
+    }
+
+    /// Several writes of the event queue in one transaction, one commit for all (a group commit: the callers of
+    /// a busy node share the cost of making them durable). Each write has its own outcome, as if it had been made
+    /// alone; an error of the database fails them all (nothing of the batch is committed).
+    pub async fn write_events(&self, writes: Vec<EventWrite>) -> Result<Vec<EventWritten>> {
+        let mut tx = self.db.write.begin().await?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(match w {
+                EventWrite::Accept(e) => {
+                    bind_new_event(sqlx::query(&self.insert_event_sql()), &e)
+                        .execute(&mut *tx)
+                        .await?;
+                    EventWritten::Done(Ok(()))
+                }
+                EventWrite::Claim { owner, lease_ms } => {
+                    EventWritten::Claimed(self.claim_in(&mut tx, &owner, lease_ms).await?)
+                }
+                EventWrite::End { event, end, next } => {
+                    EventWritten::Done(self.end_in(&mut tx, &event, end, next.as_ref()).await?)
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
     }
 
     /// Renews a held event's lease for `lease_ms` from now (the database's clock), and says whether
@@ -406,6 +469,29 @@ impl Store {
         end: EventEnd,
         next: Option<&NewEvent>,
     ) -> Result<()> {
+        match next {
+            None => {
+                let mut conn = self.db.write.acquire().await?;
+                self.end_in(&mut conn, e, end, None).await?
+            }
+            Some(_) => {
+                let mut tx = self.db.write.begin().await?;
+                let ended = self.end_in(&mut tx, e, end, next).await?;
+                tx.commit().await?;
+                ended
+            }
+        }
+    }
+
+    /// The fenced end of an attempt, then `next` when it ended: `Ok(Err(StaleOperation))` (nothing changed) when
+    /// this attempt no longer holds the event.
+    async fn end_in(
+        &self,
+        conn: &mut AnyConnection,
+        e: &ClaimedEvent,
+        end: EventEnd,
+        next: Option<&NewEvent>,
+    ) -> Result<Result<()>> {
         let now = self.db.dialect.now_ms_sql();
         let fence = "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'";
         let mut args = vec![
@@ -451,27 +537,16 @@ impl Store {
                 )
             }
         };
-        let ended = match next {
-            None => bind_args(&sql, &args).execute(&self.db.write).await?,
-            Some(n) => {
-                let mut tx = self.db.write.begin().await?;
-                let ended = bind_args(&sql, &args).execute(&mut *tx).await?;
-                if ended.rows_affected() == 1 {
-                    let insert = self.insert_event_sql();
-                    bind_new_event(sqlx::query(&insert), n)
-                        .execute(&mut *tx)
-                        .await?;
-                    tx.commit().await?;
-                }
-                // Otherwise the transaction is rolled back as it is dropped.
-                ended
-            }
-        };
-        if ended.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::StaleOperation(e.row.id.clone()))
+        let ended = bind_args(&sql, &args).execute(&mut *conn).await?;
+        if ended.rows_affected() != 1 {
+            return Ok(Err(StoreError::StaleOperation(e.row.id.clone())));
         }
+        if let Some(n) = next {
+            bind_new_event(sqlx::query(&self.insert_event_sql()), n)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Ok(()))
     }
 
     /// One event of an account.

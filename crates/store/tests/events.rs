@@ -653,7 +653,79 @@ async fn a_failed_end_and_its_dead_letter_commit_together(b: Backend) {
     );
 }
 
+async fn writes_grouped_in_one_transaction_keep_their_own_outcomes(b: Backend) {
+    use store::{EventWrite, EventWritten};
+    let (store, _db, _dir) = open(&b).await;
+    let out = store
+        .write_events(vec![
+            EventWrite::Accept(event("e1", "f", 1)),
+            EventWrite::Claim {
+                owner: "n/0".into(),
+                lease_ms: 60_000,
+            },
+            EventWrite::Claim {
+                owner: "n/1".into(),
+                lease_ms: 60_000,
+            },
+        ])
+        .await
+        .expect("group");
+    let claimed = match &out[..] {
+        [
+            EventWritten::Done(Ok(())),
+            EventWritten::Claimed(Some(c)),
+            EventWritten::Claimed(None),
+        ] => c.clone(),
+        other => panic!("unexpected outcomes: {other:?}"),
+    };
+    assert_eq!(
+        claimed.row.id, "e1",
+        "a claim sees the acceptance before it"
+    );
+    let stale = ClaimedEvent {
+        attempt: claimed.attempt + 1,
+        ..claimed.clone()
+    };
+    let letter = event("dl", "dlq", 2);
+    let out = store
+        .write_events(vec![
+            EventWrite::End {
+                event: stale,
+                end: done(FAILED, 430),
+                next: Some(letter.clone()),
+            },
+            EventWrite::End {
+                event: claimed,
+                end: done(FINISHED, 200),
+                next: None,
+            },
+        ])
+        .await
+        .expect("group");
+    assert!(matches!(
+        &out[..],
+        [
+            EventWritten::Done(Err(StoreError::StaleOperation(_))),
+            EventWritten::Done(Ok(()))
+        ]
+    ));
+    assert!(
+        store.async_event(APP, "dl").await.expect("read").is_none(),
+        "a refused end queues nothing"
+    );
+    assert_eq!(
+        store
+            .async_event(APP, "e1")
+            .await
+            .expect("read")
+            .expect("kept")
+            .status,
+        "FINISHED"
+    );
+}
+
 on_both_backends_async!(
+    writes_grouped_in_one_transaction_keep_their_own_outcomes,
     a_failed_end_and_its_dead_letter_commit_together,
     an_accepted_event_notifies_the_listeners,
     terminating_ends_a_waiting_event_and_flags_a_running_one,
