@@ -894,6 +894,57 @@ mod tests {
         assert_eq!(backoff(1_000, hour, -3), 1_000);
     }
 
+    fn claimed(event: &str) -> ClaimedEvent {
+        ClaimedEvent {
+            row: EventRow {
+                id: "rid-1".into(),
+                app_id: 1,
+                uin: "u".into(),
+                region: "ap-guangzhou".into(),
+                namespace: "default".into(),
+                function_name: "f".into(),
+                qualifier: "prod".into(),
+                version: "2".into(),
+                invoke_type: "Event".into(),
+                status: "RUNNING".into(),
+                status_code: 202,
+                last_error: String::new(),
+                start_ms: 0,
+                end_ms: None,
+                retry_num: 2,
+                throttles: 0,
+            },
+            event: event.into(),
+            attempt: 3,
+            failures: 0,
+            abort_requested: false,
+            age_ms: 0,
+            owner: "n/0".into(),
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_carries_the_event_its_request_id_and_error() {
+        let err = engine::FunctionError::new(430, "nope").to_json();
+        let v: serde_json::Value =
+            serde_json::from_str(&dead_letter_payload(&claimed(r#"{"k":[1,2]}"#), 430, &err))
+                .expect("JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({"RequestID": "rid-1", "ErrorCode": 430, "ErrorMessage": "nope",
+                               "Event": {"k": [1, 2]}, "FunctionName": "f", "Namespace": "default",
+                               "Qualifier": "prod"})
+        );
+        // A platform reason is kept as it is; an event that is not JSON is passed as text.
+        let v: serde_json::Value =
+            serde_json::from_str(&dead_letter_payload(&claimed("not json"), 404, "gone"))
+                .expect("JSON");
+        assert_eq!(
+            (v["ErrorMessage"].as_str(), v["Event"].as_str()),
+            (Some("gone"), Some("not json"))
+        );
+    }
+
     #[test]
     fn errors_are_classified_as_scf_does() {
         let gone = ControlError::FunctionNotFound {
