@@ -1,4 +1,4 @@
-//! The event benchmarks: B8, acknowledgements of `Invoke` with `InvocationType=Event` (one commit each) from
+//! The event benchmarks: B8, acknowledgements of `Invoke` with `InvocationType=Event` (each after its commit) from
 //! concurrent keep-alive clients, beside the same clients against the echo server; B9, draining a backlog of
 //! queued events of a Python function, beside B4's synchronous throughput of the same function measured in the same
 //! run, and the idle latency from sending an event to its handler's first line, beside the acknowledgement alone.
@@ -277,8 +277,8 @@ pub fn b8(server: &Server, clients: usize, secs: f64) -> anyhow::Result<Section>
     let mut b8 = Section {
         bench: "B8",
         title: format!(
-            "event acknowledgements: Invoke with InvocationType=Event (one commit each) from {clients} concurrent \
-             keep-alive clients for {secs} s, the dispatchers draining meanwhile"
+            "event acknowledgements: Invoke with InvocationType=Event (each answered after the commit that holds it) \
+             from {clients} concurrent keep-alive clients for {secs} s, the dispatchers draining meanwhile"
         ),
         server: server.describe.clone(),
         ..Section::default()
