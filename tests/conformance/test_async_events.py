@@ -3,8 +3,10 @@ once with the request id and the function runs later; the event ends FINISHED (a
 GetFunctionLogs), or, for a failing function, is retried RetryNum times (second-scale delays here) and ends FAILED
 with every attempt recorded under its RetryNum; an oversized event and a missing function or qualifier are refused
 as for a synchronous call; GetAsyncEventStatus and ListAsyncEvents (every filter, order and paging) stay within the
-caller's account; TerminateAsyncEvent stops a running event; a function's retry settings apply; a throttled event
-fails at its MsgTTL; and a `kill -9` with events queued loses none of them, on one node and on a cluster."""
+caller's account; TerminateAsyncEvent stops a running event, at once or gracefully (SIGTERM, SCF's `[PLATFORM]
+Signal …` log line, the kill after the grace period); a failed event is handed to its `DeadLetterConfig` function
+(CMQ types are stored and shown back); a function's retry settings apply; a throttled event fails at its MsgTTL;
+and a `kill -9` with events queued loses none of them, on one node and on a cluster."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.api import Scf, make_client
+from harness.api import Scf, make_client, unique
 from harness.server import StratusServer, binary, child_env
 from harness.zips import Entry, build
 
@@ -29,6 +31,7 @@ EVENT_ENV = {
     "STRATUS_EVENT_RETRY_DELAYS": "1,2",
     "STRATUS_EVENT_POLL_MS": "100",
     "STRATUS_EVENT_LEASE_SECS": "2",
+    "STRATUS_EVENT_GRACE_SHUTDOWN_SECS": "2",
 }
 EVENT_TIME = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$")
 
@@ -54,6 +57,10 @@ def escf(request, events_server) -> Scf:
 
 def _zip(body: str) -> bytes:
     return build([Entry("index.py", body.encode(), mode=stat.S_IFREG | 0o644)])
+
+
+def unique_name() -> str:
+    return unique("ev")
 
 
 def function(scf: Scf, body: str, **kw) -> str:
@@ -238,8 +245,6 @@ def test_terminate_stops_a_running_event(escf):
     rid = send(escf, name)
     time.sleep(1.0)
     assert status(escf, rid)["Status"] == "RUNNING"
-    escf.error("UnsupportedOperation", "TerminateAsyncEvent",
-               {"FunctionName": name, "InvokeRequestId": rid, "GraceShutdown": True})
     started = time.monotonic()
     escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid})
     ended = wait_ended(escf, rid, timeout=10)
@@ -254,6 +259,164 @@ def test_terminate_stops_a_running_event(escf):
     # The function still runs: a new event runs to its end.
     again = send(escf, name)
     assert wait_ended(escf, again, timeout=30)["Status"] == "FINISHED"
+    # An event waiting for its attempt ends at once, gracefully or not.
+    busy = send(escf, name)
+    time.sleep(0.5)
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": busy, "GraceShutdown": True})
+    assert wait_ended(escf, busy, timeout=10)["Status"] == "ABORTED"
+    escf.error("FailedOperation.AsyncEventStatus", "TerminateAsyncEvent",
+               {"FunctionName": name, "InvokeRequestId": busy, "GraceShutdown": True})
+
+
+def _log_of(scf: Scf, name: str, rid: str) -> dict:
+    (rec,) = logs(scf, name, rid, 1)
+    return rec
+
+
+def test_grace_shutdown_sends_sigterm_and_a_function_without_a_handler_exits(escf):
+    name = function(escf, "import time\ndef main_handler(event, context):\n    print('working')\n"
+                          "    time.sleep(8)\n    return 1\n", Timeout=20)
+    rid = send(escf, name)
+    time.sleep(1.5)
+    assert status(escf, rid)["Status"] == "RUNNING"
+    started = time.monotonic()
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid, "GraceShutdown": True})
+    ended = wait_ended(escf, rid, timeout=10)
+    assert ended == {"Status": "ABORTED", "StatusCode": 439, "InvokeRequestId": rid}, ended
+    assert time.monotonic() - started < 1.5, "the default SIGTERM handler ends the process at once"
+    rec = _log_of(escf, name, rid)
+    assert "[PLATFORM] Signal received successfully." in rec["Log"], rec["Log"]
+    assert "working" in rec["Log"] and rec["RetCode"] == 439, rec
+
+
+def test_grace_shutdown_lets_a_handler_run_then_kills_after_the_grace_period(escf):
+    body = (
+        "import signal, time\n"
+        "def main_handler(event, context):\n"
+        "    signal.signal(signal.SIGTERM, lambda s, f: print('got SIGTERM, cleaning up', flush=True))\n"
+        "    time.sleep(10)\n"
+        "    return 'not reached'\n"
+    )
+    name = function(escf, body, Timeout=30)
+    rid = send(escf, name)
+    time.sleep(1.5)
+    started = time.monotonic()
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid, "GraceShutdown": True})
+    ended = wait_ended(escf, rid, timeout=15)
+    elapsed = time.monotonic() - started
+    assert ended["Status"] == "ABORTED", ended
+    assert 1.8 <= elapsed < 6, f"killed after the 2 s grace period, not at once nor at the end: {elapsed:.1f} s"
+    rec = _log_of(escf, name, rid)
+    log = rec["Log"]
+    assert "[PLATFORM] Signal received successfully." in log and "got SIGTERM, cleaning up" in log, log
+    assert log.index("[PLATFORM] Signal received successfully.") < log.index("got SIGTERM"), log
+
+
+def test_grace_shutdown_of_a_function_that_returns_meanwhile_still_aborts(escf):
+    body = (
+        "import signal, time\n"
+        "stop = []\n"
+        "def main_handler(event, context):\n"
+        "    stop.clear()\n"
+        "    signal.signal(signal.SIGTERM, lambda s, f: stop.append(1))\n"
+        "    while not stop:\n"
+        "        time.sleep(0.05)\n"
+        "    print('Graceful shutdown.')\n"
+        "    return 'END'\n"
+    )
+    name = function(escf, body, Timeout=30)
+    rid = send(escf, name)
+    time.sleep(1.5)
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": rid, "GraceShutdown": True})
+    ended = wait_ended(escf, rid, timeout=10)
+    assert ended["Status"] == "ABORTED", ended
+    rec = _log_of(escf, name, rid)
+    assert "Graceful shutdown." in rec["Log"] and json.loads(rec["RetMsg"]) == "END", rec
+    # The instance served its invocation to the end and serves the next one.
+    again = send(escf, name)
+    time.sleep(1.0)
+    escf.call("TerminateAsyncEvent", {"FunctionName": name, "InvokeRequestId": again, "GraceShutdown": True})
+    assert wait_ended(escf, again, timeout=10)["Status"] == "ABORTED"
+
+
+def dead_letters(scf: Scf, name: str, want: int, timeout: float = 30.0) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = scf.call("ListAsyncEvents", {"FunctionName": name, "InvokeType": ["DeadLetter"], "Order": "ASC",
+                                           "Limit": 100})["EventList"]
+        if len(got) >= want:
+            return got
+        assert time.monotonic() < deadline, f"{len(got)} of {want} dead letters for {name}"
+        time.sleep(0.1)
+
+
+ECHO = "def main_handler(event, context):\n    return event\n"
+
+
+def test_a_failed_event_is_handed_to_its_dead_letter_function(escf):
+    dlq = function(escf, ECHO)
+    name = function(escf, FAILS, DeadLetterConfig={"Type": "function", "Name": dlq})
+    shown = escf.get(name)["DeadLetterConfig"]
+    assert shown["Type"] == "function" and shown["Name"] == dlq, shown
+    set_config(escf, name, 1, 600)
+    rid = send(escf, name, {"order": 42})
+    ended = wait_ended(escf, rid)
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 430, ended
+    (letter,) = dead_letters(escf, dlq, 1)
+    assert letter["InvokeType"] == "DeadLetter" and letter["Qualifier"] == "$LATEST", letter
+    assert wait_ended(escf, letter["InvokeRequestId"])["Status"] == "FINISHED"
+    got = json.loads(_log_of(escf, dlq, letter["InvokeRequestId"])["RetMsg"])
+    assert got == {"RequestID": rid, "ErrorCode": 430, "ErrorMessage": "nope", "Event": {"order": 42},
+                   "FunctionName": name, "Namespace": "default", "Qualifier": "$LATEST"}, got
+    assert sorted(r["RetryNum"] for r in logs(escf, name, rid, 2)) == [0, 1], "the retries ran first"
+    # A finished event is not dead-lettered.
+    ok = function(escf, QUICK, DeadLetterConfig={"Type": "function", "Name": dlq})
+    assert wait_ended(escf, send(escf, ok))["Status"] == "FINISHED"
+    time.sleep(0.5)
+    assert len(dead_letters(escf, dlq, 1)) == 1
+
+
+def test_a_dead_letter_that_fails_is_not_dead_lettered_again(escf):
+    name = unique_name()
+    function(escf, FAILS, name=name, DeadLetterConfig={"Type": "function", "Name": name})
+    set_config(escf, name, 0, 600)
+    rid = send(escf, name)
+    assert wait_ended(escf, rid)["Status"] == "FAILED"
+    (letter,) = dead_letters(escf, name, 1)
+    assert wait_ended(escf, letter["InvokeRequestId"])["Status"] == "FAILED"
+    time.sleep(1.0)
+    everything = escf.call("ListAsyncEvents", {"FunctionName": name, "Limit": 100})
+    assert everything["TotalCount"] == 2, everything
+
+
+def test_a_missing_dead_letter_function_is_noted_and_nothing_is_sent(escf, events_server):
+    since = events_server.stderr_size()
+    name = function(escf, FAILS, DeadLetterConfig={"Type": "function", "Name": "no-such-dlq"})
+    set_config(escf, name, 0, 600)
+    rid = send(escf, name)
+    ended = wait_ended(escf, rid)
+    assert ended["Status"] == "FAILED" and ended["StatusCode"] == 430, ended
+    deadline = time.monotonic() + 10
+    while "the dead-letter function does not exist" not in events_server.stderr_tail(since):
+        assert time.monotonic() < deadline, "the missing dead-letter function is logged"
+        time.sleep(0.1)
+
+
+def test_cmq_dead_letter_configs_are_stored_and_shown_back_and_bad_ones_refused(escf):
+    cmq = {"Type": "CMQ-QUEUE", "Name": "my-queue", "FilterType": ""}
+    name = function(escf, QUICK, DeadLetterConfig=cmq)
+    assert escf.get(name)["DeadLetterConfig"] == cmq
+    topic = {"Type": "topic", "Name": "my-topic", "FilterType": "TAG"}
+    escf.call("UpdateFunctionConfiguration", {"FunctionName": name, "DeadLetterConfig": topic})
+    escf.wait(name)
+    assert escf.get(name)["DeadLetterConfig"] == topic
+    for bad in ({"Type": "sqs", "Name": "q"}, {"Type": "function", "Name": "-bad"}, {"Type": "function"}):
+        escf.error("InvalidParameterValue.DeadLetterConfig", "CreateFunction", {
+            "FunctionName": unique_name(), "Runtime": "Python3.9", "Handler": "index.main_handler",
+            "Code": {"ZipFile": __import__("base64").b64encode(_zip(QUICK)).decode()}, "DeadLetterConfig": bad})
+        escf.error("InvalidParameterValue.DeadLetterConfig", "UpdateFunctionConfiguration",
+                   {"FunctionName": name, "DeadLetterConfig": bad})
+    assert escf.get(name)["DeadLetterConfig"] == topic
 
 
 def config(scf: Scf, name: str, **kw) -> dict:

@@ -145,7 +145,7 @@ pub(crate) fn sequential(
     Summary::of(&samples).ok_or_else(|| anyhow!("no samples"))
 }
 
-fn concurrent(
+pub(crate) fn concurrent(
     ep: &Endpoint,
     creds: &Creds,
     body: &[u8],

@@ -6,6 +6,7 @@ pub mod b1;
 pub mod b10;
 pub mod b2;
 pub mod b6;
+pub mod events;
 pub mod fixture;
 pub mod http;
 pub mod http_bench;
@@ -36,6 +37,10 @@ pub enum Which {
     Invoke,
     /// The 432 path (a call refused over a function's reserved concurrency) beside B3's warm invoke.
     Throttle,
+    /// B8 and B9: event acknowledgements, the drain of a backlog beside B4's synchronous throughput, and the idle
+    /// enqueue-to-start latency (B9 also on PostgreSQL when STRATUS_TEST_DATABASE_URL is set and the database is
+    /// SQLite).
+    Events,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
     /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
@@ -95,6 +100,15 @@ pub struct BenchArgs {
     /// B5: cold starts per runtime.
     #[arg(long, default_value_t = 20)]
     pub colds: usize,
+    /// B8: seconds of acknowledgements (each one queues an event that the dispatchers then drain).
+    #[arg(long, default_value_t = 3.0)]
+    pub ack_seconds: f64,
+    /// B9: events to queue and drain.
+    #[arg(long, default_value_t = 10_000)]
+    pub events: usize,
+    /// B9: idle enqueue-to-start samples.
+    #[arg(long, default_value_t = 200)]
+    pub samples: usize,
     /// Soak: minutes of load (the first third, at least one, is warm-up).
     #[arg(long, default_value_t = 30)]
     pub minutes: usize,
@@ -194,6 +208,33 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Throttle {
         let server = server_for(args, &db, "info")?;
         emit(throttle::run(&server, args.calls)?)?;
+    }
+    if args.which == Which::Events {
+        let server = server_for(args, &db, "info")?;
+        emit(events::b8(&server, args.clients, args.ack_seconds)?)?;
+        emit(events::b9(
+            &server,
+            args.clients,
+            args.seconds,
+            args.events,
+            args.samples,
+        )?)?;
+        drop(server);
+        if args.endpoint.is_none()
+            && db == DbChoice::Sqlite
+            && let Ok(admin_url) = std::env::var("STRATUS_TEST_DATABASE_URL")
+            && !admin_url.is_empty()
+        {
+            let pg = DbChoice::Postgres { admin_url };
+            let server = server_for(args, &pg, "info")?;
+            emit(events::b9(
+                &server,
+                args.clients,
+                args.seconds,
+                args.events,
+                args.samples,
+            )?)?;
+        }
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;

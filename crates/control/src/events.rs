@@ -27,8 +27,11 @@ use std::time::Duration;
 
 use model::FunctionKey;
 use store::events::{ABORTED, FAILED, FINISHED};
-use store::{Abort, ClaimedEvent, EventEnd, EventQuery, EventRow, NewEvent, StoreError};
-use tokio::sync::{Notify, oneshot, watch};
+use store::{
+    Abort, ClaimedEvent, EventEnd, EventQuery, EventRow, EventWrite, EventWritten, NewEvent,
+    StoreError,
+};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use crate::{Caller, Control, ControlError, Invocation, Result};
 
@@ -39,6 +42,15 @@ pub const MAX_MSG_TTL_SECS: i64 = 21_600;
 
 /// Largest event of an asynchronous invocation (SCF: 128 KB).
 pub const MAX_EVENT_BYTES: usize = 128 * 1024;
+
+/// The default grace period after SIGTERM. SCF documents none (a function that handles the signal runs on until it
+/// returns or times out); Stratus bounds it, as container platforms do (Kubernetes' 30 s).
+pub const DEFAULT_GRACE_SHUTDOWN_SECS: u64 = 30;
+
+/// The `InvokeType` of a dead letter: the event a failed event's `DeadLetterConfig` function receives. A dead
+/// letter that fails is not dead-lettered again, so no configuration (a function that is its own dead-letter
+/// function, two that name each other) makes them circulate.
+pub const DEAD_LETTER: &str = "DeadLetter";
 
 /// Tunables of the event queue and its dispatchers.
 #[derive(Debug, Clone)]
@@ -63,6 +75,9 @@ pub struct EventsConfig {
     pub max_lapses: i64,
     /// How long an ended event is kept (SCF: 3 days).
     pub retention_ms: i64,
+    /// TerminateAsyncEvent with `GraceShutdown`: how long the function may run on after SIGTERM before its
+    /// instance is killed (within its own timeout).
+    pub grace_shutdown: Duration,
 }
 
 impl Default for EventsConfig {
@@ -78,6 +93,7 @@ impl Default for EventsConfig {
             backoff_max_ms: 3_600_000,
             max_lapses: 5,
             retention_ms: 3 * 24 * 3600 * 1000,
+            grace_shutdown: Duration::from_secs(DEFAULT_GRACE_SHUTDOWN_SECS),
         }
     }
 }
@@ -99,6 +115,114 @@ pub struct ListEvents {
     pub query: EventQuery,
 }
 
+/// Group commit of the event queue's writes: acceptances, claims and ends from every request and dispatcher slot of
+/// this node go to one task that takes whatever is waiting (up to [`GROUP_MAX`]) and writes it in one transaction,
+/// so a busy node makes many writes durable with one commit (one `fsync` on SQLite). Each caller is answered only
+/// after the commit that holds its write, so an acknowledged event is as durable as it was with a commit of its own;
+/// an idle node's single write goes at once.
+#[derive(Default)]
+pub(crate) struct EventWriter {
+    tx: std::sync::OnceLock<mpsc::Sender<WriteJob>>,
+}
+
+/// Writes one transaction takes at most.
+const GROUP_MAX: usize = 256;
+
+struct WriteJob {
+    write: EventWrite,
+    reply: oneshot::Sender<std::result::Result<EventWritten, StoreError>>,
+}
+
+impl EventWriter {
+    /// Queues one write and waits for the commit that holds it.
+    async fn write(
+        &self,
+        store: &store::Store,
+        write: EventWrite,
+    ) -> std::result::Result<EventWritten, StoreError> {
+        let tx = self.tx.get_or_init(|| {
+            let (tx, rx) = mpsc::channel(4 * GROUP_MAX);
+            tokio::spawn(write_groups(store.clone(), rx));
+            tx
+        });
+        let (reply, answer) = oneshot::channel();
+        let gone = || StoreError::Database(sqlx_gone());
+        tx.send(WriteJob { write, reply })
+            .await
+            .map_err(|_| gone())?;
+        answer.await.map_err(|_| gone())?
+    }
+}
+
+/// The error of a write when the writer task is gone (the server is stopping).
+fn sqlx_gone() -> store::SqlxError {
+    store::SqlxError::Protocol("the event queue's writer stopped".into())
+}
+
+/// The writer task: until every sender is gone, takes the waiting writes and commits them together.
+async fn write_groups(store: store::Store, mut rx: mpsc::Receiver<WriteJob>) {
+    let mut jobs = Vec::with_capacity(GROUP_MAX);
+    while rx.recv_many(&mut jobs, GROUP_MAX).await > 0 {
+        let (writes, replies): (Vec<_>, Vec<_>) =
+            jobs.drain(..).map(|j| (j.write, j.reply)).unzip();
+        match store.write_events(writes).await {
+            Ok(outcomes) => {
+                for (reply, o) in replies.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(o));
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = replies.len(), "a group of event writes failed");
+                let message = e.to_string();
+                for reply in replies {
+                    let _ = reply.send(Err(StoreError::Database(store::SqlxError::Protocol(
+                        message.clone(),
+                    ))));
+                }
+            }
+        }
+    }
+}
+
+/// How TerminateAsyncEvent stops an event this node runs: `kill` drops the attempt (and with it the instance);
+/// `grace` holds the grace period once a graceful stop was asked for, which the engine watches (SIGTERM, then the
+/// kill), while the attempt runs on to its end.
+pub(crate) struct Stopper {
+    kill: Notify,
+    grace: watch::Sender<Option<Duration>>,
+    grace_period: Duration,
+}
+
+impl Stopper {
+    fn new(grace_period: Duration) -> Stopper {
+        Stopper {
+            kill: Notify::new(),
+            grace: watch::channel(None).0,
+            grace_period,
+        }
+    }
+
+    /// Asks for the stop: at once, or gracefully (once; a kill still follows a graceful stop).
+    fn stop(&self, graceful: bool) {
+        if graceful {
+            let grace = self.grace_period;
+            self.grace.send_if_modified(|g| {
+                let first = g.is_none();
+                if first {
+                    *g = Some(grace);
+                }
+                first
+            });
+        } else {
+            self.kill.notify_one();
+        }
+    }
+
+    fn graceful(&self) -> bool {
+        self.grace.borrow().is_some()
+    }
+}
+
 /// Keeps `ev` leased while it runs, renewing every third of the lease; a failed renewal is retried sooner. Ends
 /// (telling the dispatcher through `lost`) only when another dispatcher holds the event.
 async fn keep_leased(
@@ -106,7 +230,7 @@ async fn keep_leased(
     ev: ClaimedEvent,
     lease_ms: i64,
     lost: oneshot::Sender<()>,
-    stop: Arc<Notify>,
+    stop: Arc<Stopper>,
 ) {
     let period = Duration::from_millis((lease_ms / 3).max(1) as u64);
     let retry = Duration::from_millis((lease_ms / 20).clamp(1, 500) as u64);
@@ -115,9 +239,11 @@ async fn keep_leased(
         tokio::time::sleep(wait).await;
         wait = match store.renew_event(&ev, lease_ms).await {
             Ok(abort) => {
-                if abort {
-                    // TerminateAsyncEvent on another node.
-                    stop.notify_one();
+                // TerminateAsyncEvent on another node.
+                match abort {
+                    store::events::ABORT_KILL => stop.stop(false),
+                    store::events::ABORT_GRACE => stop.stop(true),
+                    _ => {}
                 }
                 period
             }
@@ -181,23 +307,27 @@ impl Control {
             model::InvalidValue::new("ClientContext", "the event must be UTF-8 JSON.")
         })?;
         let id = uuid::Uuid::new_v4().to_string();
-        self.store
-            .insert_event(&NewEvent {
-                id: id.clone(),
-                app_id: caller.app_id,
-                uin: caller.uin.clone(),
-                region: inv.region.clone(),
-                namespace: t.key.namespace.clone(),
-                function_name: t.key.name.clone(),
-                qualifier: t.qualifier.clone(),
-                version: t.version.clone(),
-                invoke_type: "Event".into(),
-                event,
-                start_ms: self.cfg.clock.now_ms(),
-            })
-            .await?;
+        self.write_event(EventWrite::Accept(NewEvent {
+            id: id.clone(),
+            app_id: caller.app_id,
+            uin: caller.uin.clone(),
+            region: inv.region.clone(),
+            namespace: t.key.namespace.clone(),
+            function_name: t.key.name.clone(),
+            qualifier: t.qualifier.clone(),
+            version: t.version.clone(),
+            invoke_type: "Event".into(),
+            event,
+            start_ms: self.cfg.clock.now_ms(),
+        }))
+        .await?;
         self.events.notify_one();
         Ok(id)
+    }
+
+    /// One write of the event queue, committed with whatever other writes wait with it (see `EventWriter`).
+    async fn write_event(&self, w: EventWrite) -> std::result::Result<EventWritten, StoreError> {
+        self.event_writer.write(&self.store, w).await
     }
 
     /// `GetAsyncEventStatus`: one event of the caller's account.
@@ -391,7 +521,16 @@ impl Control {
     /// Claims and runs one attempt of a due event. `Ok(false)` when none was due.
     pub async fn dispatch_one(&self, owner: &str) -> Result<bool> {
         let lease = self.cfg.events.lease_ms;
-        let Some(ev) = self.store.claim_event(owner, lease).await? else {
+        let claimed = self
+            .write_event(EventWrite::Claim {
+                owner: owner.to_string(),
+                lease_ms: lease,
+            })
+            .await?;
+        let Some(ev) = (match claimed {
+            EventWritten::Claimed(ev) => ev,
+            EventWritten::Done(_) => None,
+        }) else {
             return Ok(false);
         };
         // A backlog fans out: the next idle slot looks too.
@@ -401,7 +540,8 @@ impl Control {
         }
         let (lost_tx, lost) = oneshot::channel();
         // TerminateAsyncEvent: told directly on this node, or through the heartbeat from another one.
-        let stop = Arc::new(Notify::new());
+        let stop = Arc::new(Stopper::new(self.cfg.events.grace_shutdown));
+        let terminate = stop.grace.subscribe();
         self.running_events()
             .insert(ev.row.id.clone(), stop.clone());
         let heartbeat = tokio::spawn(keep_leased(
@@ -411,11 +551,12 @@ impl Control {
             lost_tx,
             stop.clone(),
         ));
-        // Stopping drops the attempt, and with it the instance running the event (the engine kills an instance
-        // whose invocation is dropped).
+        // Stopping at once drops the attempt, and with it the instance running the event (the engine kills an
+        // instance whose invocation is dropped). A graceful stop lets the attempt run on while the engine signals
+        // the instance, and the event ends ABORTED whatever the function did meanwhile.
         let end = tokio::select! {
-            end = self.attempt(&ev) => Some(end),
-            _ = stop.notified() => Some(self.aborted()),
+            end = self.attempt(&ev, terminate) => Some(if stop.graceful() { self.aborted() } else { end }),
+            _ = stop.kill.notified() => Some(self.aborted()),
             _ = lost => None,
         };
         heartbeat.abort();
@@ -423,8 +564,25 @@ impl Control {
         let Some(end) = end else {
             return Ok(true);
         };
-        match self.store.end_attempt(&ev, end).await {
-            Ok(()) => {}
+        let (end, letter) = self.dead_letter(&ev, end).await;
+        let ended = self
+            .write_event(EventWrite::End {
+                event: ev.clone(),
+                end,
+                next: letter.clone(),
+            })
+            .await
+            .and_then(|w| match w {
+                EventWritten::Done(r) => r,
+                EventWritten::Claimed(_) => Ok(()),
+            });
+        match ended {
+            Ok(()) => {
+                if let Some(l) = &letter {
+                    tracing::info!(event = %ev.row.id, dead_letter = %l.id, function = %l.function_name, "failed event handed to its dead-letter function");
+                    self.events.notify_one();
+                }
+            }
             Err(StoreError::StaleOperation(_)) => {
                 tracing::warn!(event = %ev.row.id, "event was taken over; this attempt's end dropped");
             }
@@ -433,11 +591,108 @@ impl Control {
         Ok(true)
     }
 
-    /// The events this node runs, each with the signal that stops it.
+    /// The events this node runs, each with what stops it.
     fn running_events(
         &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Notify>>> {
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Arc<Stopper>>> {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The dead letter of an event that ends `FAILED`, when the function's `DeadLetterConfig` names a function
+    /// (`Type` `function`) of the same namespace: a new event for it, accepted in the transaction that ends this
+    /// one. A dead letter is not dead-lettered again. A dead-letter function that does not exist is noted in the
+    /// event's last error (and the log) instead; CMQ types are not delivered.
+    async fn dead_letter(&self, ev: &ClaimedEvent, end: EventEnd) -> (EventEnd, Option<NewEvent>) {
+        let EventEnd::Done {
+            status: FAILED,
+            status_code,
+            error,
+            end_ms,
+        } = end
+        else {
+            return (end, None);
+        };
+        let r = &ev.row;
+        let failed = |error: String| EventEnd::Done {
+            status: FAILED,
+            status_code,
+            error,
+            end_ms,
+        };
+        if r.invoke_type == DEAD_LETTER {
+            return (failed(error), None);
+        }
+        let key = FunctionKey {
+            app_id: r.app_id,
+            namespace: r.namespace.clone(),
+            name: r.function_name.clone(),
+        };
+        let target = match self.dead_letter_function(&key, &r.version).await {
+            Ok(Some(t)) => t,
+            Ok(None) => return (failed(error), None),
+            Err(e) => {
+                tracing::warn!(event = %r.id, error = %e, "cannot read the function's dead-letter setting");
+                return (failed(format!("{error}; dead letter not sent: {e}")), None);
+            }
+        };
+        let target_key = FunctionKey {
+            name: target.clone(),
+            ..key
+        };
+        match self
+            .store
+            .function(&target_key, model::Qualifier::LATEST)
+            .await
+        {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                tracing::warn!(event = %r.id, dead_letter_function = %target, namespace = %r.namespace, "the dead-letter function does not exist; the failed event is not handed on");
+                return (
+                    failed(format!(
+                        "{error}; dead letter not sent: the dead-letter function `{target}` does not exist in namespace `{}`",
+                        r.namespace
+                    )),
+                    None,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(event = %r.id, error = %e, "cannot look up the dead-letter function");
+                return (failed(format!("{error}; dead letter not sent: {e}")), None);
+            }
+        }
+        let letter = NewEvent {
+            id: uuid::Uuid::new_v4().to_string(),
+            app_id: r.app_id,
+            uin: r.uin.clone(),
+            region: r.region.clone(),
+            namespace: r.namespace.clone(),
+            function_name: target,
+            qualifier: model::Qualifier::LATEST.into(),
+            version: model::Qualifier::LATEST.into(),
+            invoke_type: DEAD_LETTER.into(),
+            event: dead_letter_payload(ev, status_code, &error),
+            start_ms: self.cfg.clock.now_ms(),
+        };
+        (failed(error), Some(letter))
+    }
+
+    /// The function named by the `DeadLetterConfig` of the record the event ran (its version, else `$LATEST`),
+    /// when its `Type` is `function`.
+    async fn dead_letter_function(
+        &self,
+        key: &FunctionKey,
+        version: &str,
+    ) -> std::result::Result<Option<String>, StoreError> {
+        let row = match self.store.function(key, version).await? {
+            Some(row) => Some(row),
+            None => self.store.function(key, model::Qualifier::LATEST).await?,
+        };
+        Ok(row.as_ref().and_then(|row| {
+            let cfg = row.shown()?.config.stored.get("DeadLetterConfig")?;
+            let text = |k: &str| cfg.get(k).and_then(|v| v.as_str()).unwrap_or("");
+            (text("Type") == model::validate::DEAD_LETTER_FUNCTION && !text("Name").is_empty())
+                .then(|| text("Name").to_string())
+        }))
     }
 
     fn aborted(&self) -> EventEnd {
@@ -450,9 +705,9 @@ impl Control {
     }
 
     /// `TerminateAsyncEvent`: an event waiting for an attempt ends `ABORTED` at once; a running one is stopped
-    /// (its instance killed) by the dispatcher that runs it, at once on this node and at its next lease renewal
-    /// (a third of the lease) on another. `GraceShutdown=true` (SIGTERM, then the kill after a grace period) is
-    /// not offered: the engine stops an instance only by killing it.
+    /// by the dispatcher that runs it, at once on this node and at its next lease renewal (a third of the lease)
+    /// on another: its instance is killed, or with `grace` (`GraceShutdown=true`) sent SIGTERM and killed if it
+    /// still runs `grace_shutdown` later. Either way the event ends `ABORTED`.
     pub async fn terminate_async_event(
         &self,
         caller: &Caller,
@@ -461,11 +716,6 @@ impl Control {
         id: &str,
         grace: bool,
     ) -> Result<()> {
-        if grace {
-            return Err(ControlError::Unsupported(
-                "GraceShutdown=true (SIGTERM to the function, then the kill after a grace period) is not supported by Stratus yet; without it the instance running the event is stopped at once.".into(),
-            ));
-        }
         let key = self.key(caller, namespace, name);
         self.latest(&key).await?;
         match self
@@ -477,6 +727,7 @@ impl Control {
                 id,
                 ABORTED_CODE,
                 self.cfg.clock.now_ms(),
+                grace,
             )
             .await?
         {
@@ -488,15 +739,19 @@ impl Control {
             Some(Ok(Abort::Ended)) => Ok(()),
             Some(Ok(Abort::Requested)) => {
                 if let Some(stop) = self.running_events().get(id) {
-                    stop.notify_one();
+                    stop.stop(grace);
                 }
                 Ok(())
             }
         }
     }
 
-    /// Runs one attempt and decides how it ends.
-    async fn attempt(&self, ev: &ClaimedEvent) -> EventEnd {
+    /// Runs one attempt and decides how it ends; `terminate` may stop it gracefully (see `Stopper`).
+    async fn attempt(
+        &self,
+        ev: &ClaimedEvent,
+        terminate: watch::Receiver<Option<Duration>>,
+    ) -> EventEnd {
         if ev.abort_requested {
             // Terminated while an earlier attempt ran, whose dispatcher then died.
             return self.aborted();
@@ -545,6 +800,7 @@ impl Control {
                     ev.event.clone().into_bytes(),
                     Some(r.id.clone()),
                     r.retry_num,
+                    Some(terminate),
                 )
                 .await
             }
@@ -592,6 +848,28 @@ impl Control {
     }
 }
 
+/// What a dead-letter function receives (JSON text): the failed event (`Event`, as JSON when it is, else as
+/// text), its `RequestID`, `ErrorCode` (the last attempt's status) and `ErrorMessage` (the function's error
+/// message, or the platform's reason), and where it failed.
+fn dead_letter_payload(ev: &ClaimedEvent, status_code: i64, error: &str) -> String {
+    let r = &ev.row;
+    let event = serde_json::from_str::<serde_json::Value>(&ev.event)
+        .unwrap_or_else(|_| serde_json::Value::String(ev.event.clone()));
+    let message = serde_json::from_str::<engine::FunctionError>(error)
+        .map(|e| e.error_message)
+        .unwrap_or_else(|_| error.to_string());
+    serde_json::json!({
+        "RequestID": r.id,
+        "ErrorCode": status_code,
+        "ErrorMessage": message,
+        "Event": event,
+        "FunctionName": r.function_name,
+        "Namespace": r.namespace,
+        "Qualifier": r.qualifier,
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -614,6 +892,57 @@ mod tests {
         assert_eq!(backoff(1_000, hour, 12), hour);
         assert_eq!(backoff(1_000, hour, i64::MAX), hour, "no overflow");
         assert_eq!(backoff(1_000, hour, -3), 1_000);
+    }
+
+    fn claimed(event: &str) -> ClaimedEvent {
+        ClaimedEvent {
+            row: EventRow {
+                id: "rid-1".into(),
+                app_id: 1,
+                uin: "u".into(),
+                region: "ap-guangzhou".into(),
+                namespace: "default".into(),
+                function_name: "f".into(),
+                qualifier: "prod".into(),
+                version: "2".into(),
+                invoke_type: "Event".into(),
+                status: "RUNNING".into(),
+                status_code: 202,
+                last_error: String::new(),
+                start_ms: 0,
+                end_ms: None,
+                retry_num: 2,
+                throttles: 0,
+            },
+            event: event.into(),
+            attempt: 3,
+            failures: 0,
+            abort_requested: false,
+            age_ms: 0,
+            owner: "n/0".into(),
+        }
+    }
+
+    #[test]
+    fn a_dead_letter_carries_the_event_its_request_id_and_error() {
+        let err = engine::FunctionError::new(430, "nope").to_json();
+        let v: serde_json::Value =
+            serde_json::from_str(&dead_letter_payload(&claimed(r#"{"k":[1,2]}"#), 430, &err))
+                .expect("JSON");
+        assert_eq!(
+            v,
+            serde_json::json!({"RequestID": "rid-1", "ErrorCode": 430, "ErrorMessage": "nope",
+                               "Event": {"k": [1, 2]}, "FunctionName": "f", "Namespace": "default",
+                               "Qualifier": "prod"})
+        );
+        // A platform reason is kept as it is; an event that is not JSON is passed as text.
+        let v: serde_json::Value =
+            serde_json::from_str(&dead_letter_payload(&claimed("not json"), 404, "gone"))
+                .expect("JSON");
+        assert_eq!(
+            (v["ErrorMessage"].as_str(), v["Event"].as_str()),
+            (Some("gone"), Some("not json"))
+        );
     }
 
     #[test]

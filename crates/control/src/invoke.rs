@@ -124,7 +124,8 @@ impl Control {
     pub async fn invoke(&self, caller: &Caller, inv: Invocation) -> Result<InvokeOutcome> {
         self.engine()?;
         let t = self.resolve(caller, &inv).await?;
-        self.run(caller, &t, &inv.region, inv.event, None, 0).await
+        self.run(caller, &t, &inv.region, inv.event, None, 0, None)
+            .await
     }
 
     /// The engine, or why this server runs no functions.
@@ -197,7 +198,9 @@ impl Control {
     }
 
     /// Runs a resolved record through the engine and queues its invocation record: every invocation, synchronous
-    /// or an attempt of an asynchronous event (`request_id` is then the event's, `retry_num` the attempt's).
+    /// or an attempt of an asynchronous event (`request_id` is then the event's, `retry_num` the attempt's, and
+    /// `terminate` may stop it gracefully: see `engine::InvokeRequest`).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn run(
         &self,
         caller: &Caller,
@@ -206,6 +209,7 @@ impl Control {
         event: Vec<u8>,
         request_id: Option<String>,
         retry_num: i64,
+        terminate: Option<tokio::sync::watch::Receiver<Option<std::time::Duration>>>,
     ) -> Result<InvokeOutcome> {
         let engine = self.engine()?;
         let (key, row, snap) = (&t.key, &t.row, &t.snap);
@@ -214,7 +218,14 @@ impl Control {
         let _permit = self.admit(key, snap.config.memory_size).await?;
         let start_ms = store::now_ms();
         let mut outcome = engine
-            .invoke(&spec, InvokeRequest { request_id, event })
+            .invoke(
+                &spec,
+                InvokeRequest {
+                    request_id,
+                    event,
+                    terminate,
+                },
+            )
             .await
             .map_err(|e| match e {
                 EngineError::Throttled { scope, limit } => {

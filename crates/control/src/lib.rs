@@ -121,7 +121,10 @@ pub struct Control {
     /// Wakes a dispatcher slot when an event was accepted.
     pub(crate) events: Arc<Notify>,
     /// The events this node runs, each with the signal that stops it (TerminateAsyncEvent).
-    pub(crate) running: Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<Notify>>>>,
+    pub(crate) running:
+        Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<events::Stopper>>>>,
+    /// Commits the event queue's writes in groups (see `events::EventWriter`).
+    pub(crate) event_writer: Arc<events::EventWriter>,
     download_key: Arc<tokio::sync::OnceCell<String>>,
     /// Runs functions; `None` when execution is off on this server.
     pub(crate) engine: Option<engine::Engine>,
@@ -146,6 +149,7 @@ impl Control {
             work: Arc::new(Notify::new()),
             events: Arc::new(Notify::new()),
             running: Arc::default(),
+            event_writer: Arc::default(),
             download_key: Arc::new(tokio::sync::OnceCell::new()),
             engine: None,
             recorder: Arc::new(records::Recorder::new(records::RECORD_QUEUE_BYTES)),

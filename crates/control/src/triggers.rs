@@ -1089,8 +1089,16 @@ impl Control {
                 url.trigger.key.name
             )));
         }
-        self.run(&url.owner, &t, &url.region, event, Some(request_id), 0)
-            .await
+        self.run(
+            &url.owner,
+            &t,
+            &url.region,
+            event,
+            Some(request_id),
+            0,
+            None,
+        )
+        .await
     }
 }
 

@@ -127,6 +127,7 @@ async fn main() {
                 InvokeRequest {
                     request_id: None,
                     event: event.clone(),
+                    terminate: None,
                 },
             )
             .await
@@ -139,6 +140,7 @@ async fn main() {
                     InvokeRequest {
                         request_id: None,
                         event: event.clone(),
+                        terminate: None,
                     },
                 )
                 .await
@@ -154,6 +156,7 @@ async fn main() {
                     InvokeRequest {
                         request_id: None,
                         event: event.clone(),
+                        terminate: None,
                     },
                 )
                 .await
@@ -180,6 +183,7 @@ async fn main() {
                     InvokeRequest {
                         request_id: None,
                         event: event.clone(),
+                        terminate: None,
                     },
                 )
                 .await

@@ -209,7 +209,9 @@ impl Engine {
             output,
             duration,
             mem_usage_bytes,
-        } = instance.invoke(&request_id, &req.event).await;
+        } = instance
+            .invoke(&request_id, &req.event, req.terminate)
+            .await;
         let duration_ms = duration.as_secs_f64() * 1000.0;
         let log = render(&LogParts {
             request_id: &request_id,

@@ -132,7 +132,16 @@ enum Wait {
     Deadline,
     OverMemory,
     Exited,
+    /// A graceful stop was asked for, with this grace period.
+    Terminate(Duration),
 }
+
+/// SCF's log lines of a graceful stop (TerminateAsyncEvent with `GraceShutdown`).
+pub(crate) const SIGNAL_RECEIVED: &str = "[PLATFORM] Signal received successfully.\n";
+pub(crate) const SIGNAL_FAILED: &str = "[PLATFORM] Signal reception failed.\n";
+
+/// A graceful stop to watch for, if any.
+type Terminate = Option<tokio::sync::watch::Receiver<Option<Duration>>>;
 
 /// The user's output collected for one invocation (or a cold start).
 #[derive(Default)]
@@ -398,7 +407,7 @@ impl Instance {
             }
         };
         loop {
-            match inst.wait(deadline, &mut output).await {
+            match inst.wait(deadline, &mut output, &mut None).await {
                 Wait::Delivery(Delivery::Frame(kind::READY, payload)) => {
                     let init_function_ms = std::str::from_utf8(&payload)
                         .ok()
@@ -420,7 +429,9 @@ impl Instance {
                     inst.drain_log(&mut output);
                     return Err(failure(&mut inst, t.error(), output));
                 }
-                Wait::Delivery(Delivery::Frame(..)) | Wait::Delivery(Delivery::Posted(_)) => {
+                Wait::Delivery(Delivery::Frame(..))
+                | Wait::Delivery(Delivery::Posted(_))
+                | Wait::Terminate(_) => {
                     // Nothing else is expected before ready: ignore.
                 }
                 Wait::Deadline => {
@@ -481,8 +492,13 @@ impl Instance {
         }
     }
 
-    /// Waits for a delivery, collecting output, until the deadline; watches memory and liveness.
-    async fn wait(&mut self, deadline: Instant, out: &mut Output) -> Wait {
+    /// Waits for a delivery, collecting output, until the deadline; watches memory and liveness, and `terminate`.
+    async fn wait(
+        &mut self,
+        deadline: Instant,
+        out: &mut Output,
+        terminate: &mut Terminate,
+    ) -> Wait {
         let Instance {
             channel,
             log,
@@ -499,9 +515,25 @@ impl Instance {
                 return Wait::Deadline;
             }
             let tick = deadline.min(now + *watch);
+            let watching = terminate.is_some();
+            let asked = async {
+                match terminate.as_mut() {
+                    Some(rx) => match rx.changed().await {
+                        Ok(()) => *rx.borrow_and_update(),
+                        // Nobody can ask any more.
+                        Err(_) => std::future::pending().await,
+                    },
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 biased;
                 d = channel.recv() => return Wait::Delivery(d),
+                asked = asked, if watching => {
+                    if let Some(grace) = asked {
+                        return Wait::Terminate(grace);
+                    }
+                },
                 r = log.read(log_buf), if !*log_eof => match r {
                     Ok(0) | Err(_) => *log_eof = true,
                     Ok(n) => Self::keep(*max_log, out, &log_buf[..n]),
@@ -559,12 +591,23 @@ impl Instance {
         self.healthy && self.process.exit_status().is_none()
     }
 
-    /// Runs one invocation.
-    pub(crate) async fn invoke(&mut self, request_id: &str, event: &[u8]) -> Ran {
+    /// Runs one invocation; `terminate` may ask for a graceful stop while it runs.
+    pub(crate) async fn invoke(
+        &mut self,
+        request_id: &str,
+        event: &[u8],
+        mut terminate: Terminate,
+    ) -> Ran {
         let mut output = std::mem::take(&mut self.pending);
         self.drain_log(&mut output);
         let started = Instant::now();
-        let deadline = started + self.timeout;
+        let mut deadline = started + self.timeout;
+        // Set once SIGTERM was sent and the grace period ends before the timeout: the instance is then killed.
+        let mut grace_end: Option<Duration> = None;
+        // Asked before the invocation reached the instance (a cold start): signalled as soon as it runs.
+        let early = terminate
+            .as_mut()
+            .and_then(|rx| rx.borrow_and_update().as_ref().copied());
         let deadline_ms = unix_ms(SystemTime::now() + self.timeout);
         let sent = match &mut self.channel {
             Channel::Frames { tx, .. } => tx
@@ -584,8 +627,38 @@ impl Instance {
             self.kill();
             Err(e)
         } else {
+            let mut early = early;
             loop {
-                match self.wait(deadline, &mut output).await {
+                let next = match early.take() {
+                    Some(grace) => Wait::Terminate(grace),
+                    None => self.wait(deadline, &mut output, &mut terminate).await,
+                };
+                match next {
+                    Wait::Terminate(grace) => {
+                        let line = if self.process.terminate() {
+                            SIGNAL_RECEIVED
+                        } else {
+                            SIGNAL_FAILED
+                        };
+                        Self::keep(self.max_log, &mut output, line.as_bytes());
+                        let end = Instant::now() + grace;
+                        if end < deadline {
+                            deadline = end;
+                            grace_end = Some(grace);
+                        }
+                        terminate = None;
+                    }
+                    Wait::Deadline if grace_end.is_some() => {
+                        self.kill();
+                        let grace = grace_end.unwrap_or_default();
+                        break Err(FunctionError::new(
+                            status::PROCESS_EXITED,
+                            format!(
+                                "User process exit when running: killed {} s after SIGTERM (TerminateAsyncEvent with GraceShutdown)",
+                                grace.as_secs_f64()
+                            ),
+                        ));
+                    }
                     Wait::Delivery(Delivery::Frame(kind::RESULT, payload))
                     | Wait::Delivery(Delivery::Posted(Ok(payload))) => {
                         break Ok(String::from_utf8(payload).unwrap_or_else(|e| {

@@ -62,6 +62,9 @@ pub trait InstanceProcess: Send + Sync {
     /// Kills the whole instance (idempotent, never blocks). Dropping the process kills it too, also without
     /// blocking: what remains to be torn down (reaping, the cgroup) happens in the background.
     fn kill(&mut self);
+    /// Sends SIGTERM to the instance's main process (TerminateAsyncEvent with `GraceShutdown`): the function may
+    /// handle it; [`InstanceProcess::kill`] follows after a grace period. Whether the signal was delivered.
+    fn terminate(&mut self) -> bool;
     /// `Some(description)` once the main process has exited.
     fn exit_status(&mut self) -> Option<String>;
     /// Current memory use of the instance in bytes (resident set, or the cgroup's usage).
@@ -198,6 +201,15 @@ impl InstanceProcess for UnsandboxedProcess {
             }
         }
         let _ = self.child.start_kill();
+    }
+
+    fn terminate(&mut self) -> bool {
+        if self.killed || self.pid == 0 || self.exit_status().is_some() {
+            return false;
+        }
+        // SAFETY: signalling the process group this launcher created for the instance (the child is not reaped
+        // yet, so its pid and group are still its own).
+        unsafe { libc::kill(-(self.pid as libc::pid_t), libc::SIGTERM) == 0 }
     }
 
     fn exit_status(&mut self) -> Option<String> {

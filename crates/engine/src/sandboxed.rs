@@ -298,6 +298,15 @@ impl InstanceProcess for Sandboxed {
         }
     }
 
+    fn terminate(&mut self) -> bool {
+        self.exit_status().is_none()
+            && self
+                .child
+                .lock()
+                .map(|mut c| c.terminate().is_ok())
+                .unwrap_or(false)
+    }
+
     fn exit_status(&mut self) -> Option<String> {
         if self.exited.is_none()
             && let Ok(mut c) = self.child.lock()

@@ -42,6 +42,9 @@ pub struct InvokeRequest {
     pub request_id: Option<String>,
     /// The event, JSON (empty means `{}`).
     pub event: Vec<u8>,
+    /// Stops the invocation gracefully once it holds `Some(grace)`: SIGTERM to the instance (with SCF's
+    /// `[PLATFORM] Signal …` line in the log), then the kill if it has not ended `grace` later.
+    pub terminate: Option<tokio::sync::watch::Receiver<Option<Duration>>>,
 }
 
 /// An invocation's error, as SCF reports it in `ErrMsg`.

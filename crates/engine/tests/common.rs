@@ -67,6 +67,7 @@ pub async fn invoke(e: &Engine, s: &FunctionSpec, event: &str) -> InvokeOutcome 
         InvokeRequest {
             request_id: None,
             event: event.as_bytes().to_vec(),
+            terminate: None,
         },
     )
     .await

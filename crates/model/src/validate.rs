@@ -386,7 +386,43 @@ pub fn stored_settings(
     if let Some(tags) = stored.get("Tags") {
         tags_within_limits(tags, limits)?;
     }
+    if let Some(d) = stored.get("DeadLetterConfig") {
+        dead_letter_config(d)?;
+    }
     Ok(())
+}
+
+/// SCF's dead-letter types: CMQ queues and topics (stored and shown back; Stratus has no CMQ to deliver to).
+pub const DEAD_LETTER_CMQ_TYPES: &[&str] = &["CMQ-QUEUE", "CMQ-TOPIC", "QUEUE", "TOPIC"];
+/// Stratus's dead-letter type: a function of the same namespace receives the failed event.
+pub const DEAD_LETTER_FUNCTION: &str = "function";
+
+/// A `DeadLetterConfig`: no `Type` (none), one of SCF's CMQ types (any case), or `function` with the `Name` of a
+/// function of the same namespace (a valid function name; whether it exists is seen when an event fails).
+pub fn dead_letter_config(v: &serde_json::Value) -> Result {
+    let text = |k: &str| v.get(k).and_then(|x| x.as_str()).unwrap_or("");
+    let (kind, name) = (text("Type"), text("Name"));
+    if kind.is_empty()
+        || DEAD_LETTER_CMQ_TYPES
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(kind))
+    {
+        return Ok(());
+    }
+    if kind == DEAD_LETTER_FUNCTION {
+        return function_name(name).map_err(|e| {
+            InvalidValue::new(
+                "DeadLetterConfig",
+                format!("the dead-letter function's Name: {}", e.message),
+            )
+        });
+    }
+    Err(InvalidValue::new(
+        "DeadLetterConfig",
+        format!(
+            "DeadLetterConfig.Type `{kind}` is not one of CMQ-QUEUE, CMQ-TOPIC, queue, topic or `function` (a function of the same namespace)."
+        ),
+    ))
 }
 
 fn tags_within_limits(tags: &serde_json::Value, limits: &Limits) -> Result {
@@ -583,5 +619,25 @@ mod tests {
         assert!(stored_settings(&tags(1, &"k".repeat(128), "v"), &l).is_err());
         assert!(stored_settings(&tags(1, "k", &"v".repeat(256)), &l).is_err());
         assert!(stored_settings(&tags(1, "k", &"v".repeat(255)), &l).is_ok());
+    }
+
+    #[test]
+    fn dead_letter_configs_are_cmq_or_a_function_name() {
+        let dl = |v: serde_json::Value| dead_letter_config(&v);
+        assert!(dl(serde_json::json!({"Type": "", "Name": "", "FilterType": ""})).is_ok());
+        assert!(dl(serde_json::json!({})).is_ok());
+        assert!(dl(serde_json::json!({"Type": "CMQ-QUEUE", "Name": "q"})).is_ok());
+        assert!(dl(serde_json::json!({"Type": "topic", "Name": "t", "FilterType": "TAG"})).is_ok());
+        assert!(dl(serde_json::json!({"Type": "function", "Name": "dlq-handler"})).is_ok());
+        let e = dl(serde_json::json!({"Type": "function", "Name": "-bad"})).expect_err("refused");
+        assert_eq!(e.field, "DeadLetterConfig");
+        assert!(dl(serde_json::json!({"Type": "function"})).is_err());
+        assert!(dl(serde_json::json!({"Type": "sqs", "Name": "q"})).is_err());
+        let mut stored = std::collections::BTreeMap::new();
+        stored.insert(
+            "DeadLetterConfig".to_string(),
+            serde_json::json!({"Type": "kafka"}),
+        );
+        assert!(stored_settings(&stored, &Limits::default()).is_err());
     }
 }

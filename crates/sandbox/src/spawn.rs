@@ -423,6 +423,33 @@ impl Child {
         }
     }
 
+    /// Sends SIGTERM to the instance's init, which forwards it to the program (which may handle it). Through the
+    /// init's pidfd where the kernel has them, so a recycled pid is never signalled; `ESRCH` when it is gone.
+    pub fn terminate(&mut self) -> io::Result<()> {
+        if self.try_wait()?.is_some() {
+            return Err(io::Error::from_raw_os_error(libc::ESRCH));
+        }
+        // SAFETY: pidfd_send_signal on a pidfd we own, or kill(2) on the init, which stays unreaped (its pid its
+        // own) until the helper reaps it and exits, which try_wait above saw had not happened.
+        let r = unsafe {
+            match &self.init_pidfd {
+                Some(pidfd) => libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    pidfd.as_raw_fd(),
+                    libc::SIGTERM,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0,
+                ) as libc::c_int,
+                None => libc::kill(self.init_pid, libc::SIGTERM),
+            }
+        };
+        if r == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
     /// Waits for the instance to end. A program killed by a signal shows as exit code 128 + signal (it is
     /// reported through the namespace's init); the helper itself killed shows as that signal.
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
@@ -665,9 +692,31 @@ fn supervise(init_pid: i32, lifeline: RawFd) -> i32 {
     }
 }
 
+/// The program's pid (in the instance's namespace), for the init's SIGTERM handler.
+static PROGRAM_PID: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The init's SIGTERM handler: hands the signal to the program ([`Child::terminate`]).
+extern "C" fn forward_sigterm(_: libc::c_int) {
+    let pid = PROGRAM_PID.load(std::sync::atomic::Ordering::Relaxed);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; the program is the init's unreaped child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+}
+
 /// PID 1 of the instance: reap every orphan until the program exits, then exit with its status (the kernel
-/// then kills whatever is left in the namespace).
+/// then kills whatever is left in the namespace). SIGTERM, which the kernel would not deliver to a namespace's
+/// init without a handler, is forwarded to the program.
 fn reap_until(program_pid: i32) -> i32 {
+    PROGRAM_PID.store(program_pid, std::sync::atomic::Ordering::Relaxed);
+    // SAFETY: installing a handler that only calls async-signal-safe functions; this process is single-threaded.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = forward_sigterm as extern "C" fn(libc::c_int) as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
     loop {
         let mut status = 0;
         // SAFETY: waitpid for any child.

@@ -14,6 +14,7 @@
 //! accepted meanwhile takes rank r, so dispatchers alternate between the functions instead of draining the
 //! backlog first (start-time fair queueing, one "virtual time" unit per event).
 
+use sqlx::AnyConnection;
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
@@ -26,6 +27,11 @@ pub const RUNNING: &str = "RUNNING";
 pub const FINISHED: &str = "FINISHED";
 pub const FAILED: &str = "FAILED";
 pub const ABORTED: &str = "ABORTED";
+
+/// What `abort_requested` holds: TerminateAsyncEvent asked for the event to stop, by killing its instance, or
+/// gracefully (`GraceShutdown`: SIGTERM, then the kill after a grace period). 0: nothing asked.
+pub const ABORT_KILL: i64 = 1;
+pub const ABORT_GRACE: i64 = 2;
 
 /// The PostgreSQL channel on which an accepted event wakes the dispatchers of every node.
 const CHANNEL: &str = "stratus_events";
@@ -133,6 +139,32 @@ pub enum EventEnd {
     },
 }
 
+/// One write of [`Store::write_events`]. (Moved once through a channel and consumed: boxing would only add an
+/// allocation per write.)
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EventWrite {
+    /// [`Store::insert_event`].
+    Accept(NewEvent),
+    /// [`Store::claim_event`].
+    Claim { owner: String, lease_ms: i64 },
+    /// [`Store::end_attempt_then`].
+    End {
+        event: ClaimedEvent,
+        end: EventEnd,
+        next: Option<NewEvent>,
+    },
+}
+
+/// The outcome of one write of [`Store::write_events`].
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum EventWritten {
+    /// An acceptance, or an end (`StaleOperation` when the attempt no longer held the event).
+    Done(Result<()>),
+    Claimed(Option<ClaimedEvent>),
+}
+
 /// Which events to list.
 #[derive(Debug, Clone, Default)]
 pub struct EventQuery {
@@ -176,6 +208,24 @@ fn bind_args<'q>(
     query
 }
 
+/// Binds an event to accept to the parameters of `Store::insert_event_sql`.
+fn bind_new_event<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    e: &NewEvent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(e.id.clone())
+        .bind(e.app_id)
+        .bind(e.uin.clone())
+        .bind(e.region.clone())
+        .bind(e.namespace.clone())
+        .bind(e.function_name.clone())
+        .bind(e.qualifier.clone())
+        .bind(e.version.clone())
+        .bind(e.invoke_type.clone())
+        .bind(e.event.clone())
+        .bind(e.start_ms)
+}
+
 const COLUMNS: &str = "id, app_id, uin, region, namespace, function_name, qualifier, version, invoke_type, status, \
      status_code, last_error, start_ms, end_ms, retry_num, throttles";
 
@@ -204,6 +254,14 @@ impl Store {
     /// Accepts an event: one statement, one commit. Its fair rank is computed in the same statement (see the
     /// module's documentation); two events accepted together may share a rank, which only makes them tie.
     pub async fn insert_event(&self, e: &NewEvent) -> Result<()> {
+        bind_new_event(sqlx::query(&self.insert_event_sql()), e)
+            .execute(&self.db.write)
+            .await?;
+        Ok(())
+    }
+
+    /// The accepting statement, binding a [`NewEvent`] as `$1`…`$11` (see [`bind_new_event`]).
+    fn insert_event_sql(&self) -> String {
         let now = self.db.dialect.now_ms_sql();
         let greatest = match self.db.dialect {
             Dialect::Sqlite => "MAX",
@@ -221,27 +279,12 @@ impl Store {
              0, {now}, {now})"
         );
         // On PostgreSQL the same statement tells every node's dispatchers (NOTIFY is delivered at commit).
-        let sql = match self.db.dialect {
+        match self.db.dialect {
             Dialect::Sqlite => sql,
             Dialect::Postgres => format!(
                 "WITH accepted AS ({sql} RETURNING id) SELECT CAST(pg_notify('{CHANNEL}', '') AS TEXT) AS notified FROM accepted"
             ),
-        };
-        sqlx::query(&sql)
-            .bind(&e.id)
-            .bind(e.app_id)
-            .bind(&e.uin)
-            .bind(&e.region)
-            .bind(&e.namespace)
-            .bind(&e.function_name)
-            .bind(&e.qualifier)
-            .bind(&e.version)
-            .bind(&e.invoke_type)
-            .bind(&e.event)
-            .bind(e.start_ms)
-            .execute(&self.db.write)
-            .await?;
-        Ok(())
+        }
     }
 
     /// A listener for events accepted by any node, on PostgreSQL; `None` on SQLite (one node: the in-process wake
@@ -259,6 +302,16 @@ impl Store {
     /// for `lease_ms` of the database's clock. A claim that takes over a lapsed lease counts that attempt in
     /// `failures`, as `claim_op` does.
     pub async fn claim_event(&self, owner: &str, lease_ms: i64) -> Result<Option<ClaimedEvent>> {
+        let mut conn = self.db.write.acquire().await?;
+        self.claim_in(&mut conn, owner, lease_ms).await
+    }
+
+    async fn claim_in(
+        &self,
+        conn: &mut AnyConnection,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<ClaimedEvent>> {
         let now = self.db.dialect.now_ms_sql();
         let lock = match self.db.dialect {
             Dialect::Sqlite => "",
@@ -276,7 +329,7 @@ impl Store {
         let r = sqlx::query(&sql)
             .bind(owner)
             .bind(lease_ms)
-            .fetch_optional(&self.db.write)
+            .fetch_optional(&mut *conn)
             .await?;
         r.map(|r| {
             Ok(ClaimedEvent {
@@ -292,10 +345,36 @@ impl Store {
         .transpose()
     }
 
+    /// Several writes of the event queue in one transaction, one commit for all (a group commit: the callers of
+    /// a busy node share the cost of making them durable). Each write has its own outcome, as if it had been made
+    /// alone; an error of the database fails them all (nothing of the batch is committed).
+    pub async fn write_events(&self, writes: Vec<EventWrite>) -> Result<Vec<EventWritten>> {
+        let mut tx = self.db.write.begin().await?;
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(match w {
+                EventWrite::Accept(e) => {
+                    bind_new_event(sqlx::query(&self.insert_event_sql()), &e)
+                        .execute(&mut *tx)
+                        .await?;
+                    EventWritten::Done(Ok(()))
+                }
+                EventWrite::Claim { owner, lease_ms } => {
+                    EventWritten::Claimed(self.claim_in(&mut tx, &owner, lease_ms).await?)
+                }
+                EventWrite::End { event, end, next } => {
+                    EventWritten::Done(self.end_in(&mut tx, &event, end, next.as_ref()).await?)
+                }
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Renews a held event's lease for `lease_ms` from now (the database's clock), and says whether
-    /// TerminateAsyncEvent asked for the event to stop. `StaleOperation` when this attempt no longer holds it (it
-    /// ended, or another dispatcher claimed it after the lease ran out).
-    pub async fn renew_event(&self, e: &ClaimedEvent, lease_ms: i64) -> Result<bool> {
+    /// TerminateAsyncEvent asked for the event to stop (0, [`ABORT_KILL`] or [`ABORT_GRACE`]). `StaleOperation`
+    /// when this attempt no longer holds it (it ended, or another dispatcher claimed it after the lease ran out).
+    pub async fn renew_event(&self, e: &ClaimedEvent, lease_ms: i64) -> Result<i64> {
         let now = self.db.dialect.now_ms_sql();
         let sql = format!(
             "UPDATE async_events SET due_ms = {now} + $1, updated_ms = {now} \
@@ -310,15 +389,17 @@ impl Store {
             .fetch_optional(&self.db.write)
             .await?;
         match r {
-            Some(r) => Ok(r.try_get::<i64, _>("abort_requested")? != 0),
+            Some(r) => Ok(r.try_get::<i64, _>("abort_requested")?),
             None => Err(StoreError::StaleOperation(e.row.id.clone())),
         }
     }
 
     /// TerminateAsyncEvent: an event that no dispatcher holds (waiting for its first attempt or a retry, or whose
     /// holder's lease ran out) ends `ABORTED` here; one that is running is flagged, and its holder stops it at its
-    /// next renewal (or at once when it runs on this node and is told directly). `None` when the account's
-    /// function has no such event; `Some(Err(status))` when it already ended.
+    /// next renewal (or at once when it runs on this node and is told directly); `graceful` asks for SIGTERM and
+    /// a grace period (an earlier request to kill it wins). `None` when the account's function has no such event;
+    /// `Some(Err(status))` when it already ended.
+    #[allow(clippy::too_many_arguments)]
     pub async fn abort_event(
         &self,
         app_id: i64,
@@ -327,6 +408,7 @@ impl Store {
         id: &str,
         status_code: i64,
         end_ms: i64,
+        graceful: bool,
     ) -> Result<Option<std::result::Result<Abort, String>>> {
         let Some(row) = self.async_event(app_id, id).await? else {
             return Ok(None);
@@ -352,9 +434,11 @@ impl Store {
             return Ok(Some(Ok(Abort::Ended)));
         }
         let flagged = sqlx::query(&format!(
-            "UPDATE async_events SET abort_requested = 1, updated_ms = {now} WHERE id = $1 AND status = 'RUNNING'"
+            "UPDATE async_events SET abort_requested = CASE WHEN abort_requested = {ABORT_KILL} THEN {ABORT_KILL} \
+             ELSE $2 END, updated_ms = {now} WHERE id = $1 AND status = 'RUNNING'"
         ))
         .bind(id)
+        .bind(if graceful { ABORT_GRACE } else { ABORT_KILL })
         .execute(&self.db.write)
         .await?;
         if flagged.rows_affected() == 1 {
@@ -373,29 +457,65 @@ impl Store {
     /// Ends a held attempt: the event ends, or gives its lease back with the time of its next attempt. Refused
     /// with `StaleOperation` (and nothing changed) when this attempt no longer holds the event.
     pub async fn end_attempt(&self, e: &ClaimedEvent, end: EventEnd) -> Result<()> {
+        self.end_attempt_then(e, end, None).await
+    }
+
+    /// Like [`Store::end_attempt`], and accepts `next` (a dead letter: the failed event handed to another
+    /// function) in the same transaction: either the attempt ends and the new event is queued, or neither
+    /// happens (a crash between the two loses nothing; a refused end queues nothing).
+    pub async fn end_attempt_then(
+        &self,
+        e: &ClaimedEvent,
+        end: EventEnd,
+        next: Option<&NewEvent>,
+    ) -> Result<()> {
+        match next {
+            None => {
+                let mut conn = self.db.write.acquire().await?;
+                self.end_in(&mut conn, e, end, None).await?
+            }
+            Some(_) => {
+                let mut tx = self.db.write.begin().await?;
+                let ended = self.end_in(&mut tx, e, end, next).await?;
+                tx.commit().await?;
+                ended
+            }
+        }
+    }
+
+    /// The fenced end of an attempt, then `next` when it ended: `Ok(Err(StaleOperation))` (nothing changed) when
+    /// this attempt no longer holds the event.
+    async fn end_in(
+        &self,
+        conn: &mut AnyConnection,
+        e: &ClaimedEvent,
+        end: EventEnd,
+        next: Option<&NewEvent>,
+    ) -> Result<Result<()>> {
         let now = self.db.dialect.now_ms_sql();
         let fence = "WHERE id = $1 AND attempt = $2 AND lease_owner = $3 AND status = 'RUNNING'";
-        let r = match end {
+        let mut args = vec![
+            Arg::Text(e.row.id.clone()),
+            Arg::Int(e.attempt),
+            Arg::Text(e.owner.clone()),
+        ];
+        let sql = match end {
             EventEnd::Done {
                 status,
                 status_code,
                 error,
                 end_ms,
             } => {
-                let sql = format!(
+                args.extend([
+                    Arg::Text(status.to_string()),
+                    Arg::Int(status_code),
+                    Arg::Text(error),
+                    Arg::Int(end_ms),
+                ]);
+                format!(
                     "UPDATE async_events SET status = $4, status_code = $5, last_error = $6, end_ms = $7, \
                      lease_owner = NULL, event = '', updated_ms = {now} {fence}"
-                );
-                sqlx::query(&sql)
-                    .bind(&e.row.id)
-                    .bind(e.attempt)
-                    .bind(&e.owner)
-                    .bind(status)
-                    .bind(status_code)
-                    .bind(error)
-                    .bind(end_ms)
-                    .execute(&self.db.write)
-                    .await?
+                )
             }
             EventEnd::Retry {
                 delay_ms,
@@ -404,28 +524,29 @@ impl Store {
                 error,
             } => {
                 let (retries, throttles) = if function_error { (1, 0) } else { (0, 1) };
-                let sql = format!(
+                args.extend([
+                    Arg::Int(status_code),
+                    Arg::Text(error),
+                    Arg::Int(retries),
+                    Arg::Int(throttles),
+                    Arg::Int(delay_ms.max(0)),
+                ]);
+                format!(
                     "UPDATE async_events SET status_code = $4, last_error = $5, retry_num = retry_num + $6, \
                      throttles = throttles + $7, lease_owner = NULL, due_ms = {now} + $8, updated_ms = {now} {fence}"
-                );
-                sqlx::query(&sql)
-                    .bind(&e.row.id)
-                    .bind(e.attempt)
-                    .bind(&e.owner)
-                    .bind(status_code)
-                    .bind(error)
-                    .bind(retries as i64)
-                    .bind(throttles as i64)
-                    .bind(delay_ms.max(0))
-                    .execute(&self.db.write)
-                    .await?
+                )
             }
         };
-        if r.rows_affected() == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::StaleOperation(e.row.id.clone()))
+        let ended = bind_args(&sql, &args).execute(&mut *conn).await?;
+        if ended.rows_affected() != 1 {
+            return Ok(Err(StoreError::StaleOperation(e.row.id.clone())));
         }
+        if let Some(n) = next {
+            bind_new_event(sqlx::query(&self.insert_event_sql()), n)
+                .execute(&mut *conn)
+                .await?;
+        }
+        Ok(Ok(()))
     }
 
     /// One event of an account.

@@ -29,12 +29,17 @@ pub use concurrency::{
 };
 pub use db::{Db, Dialect, SqliteSync};
 pub use error::{Result, StoreError};
-pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};
+pub use events::{
+    Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, EventWrite, EventWritten,
+    NewEvent,
+};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};
 pub use invocations::{InvocationOrder, InvocationQuery, InvocationRecord, record_weight};
 pub use layers::{LayerRow, layer_target};
 pub use ops::{ClaimedOp, Finish, NewOp};
 pub use schema::migration_versions;
+/// The database driver's error, for callers that report a store failure of their own making.
+pub use sqlx::Error as SqlxError;
 pub use ticks::{SkippedTicks, TickOutcome, TickPlan, TickRow};
 pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 

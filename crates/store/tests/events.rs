@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use store::events::{FAILED, FINISHED, RUNNING};
-use store::{EventEnd, EventQuery, NewEvent, SqliteSync, Store, StoreError};
+use store::{ClaimedEvent, EventEnd, EventQuery, NewEvent, SqliteSync, Store, StoreError};
 use testkit::{Backend, TestDatabase, fresh_database_url, on_both_backends_async};
 
 const APP: i64 = 1_300_000_002;
@@ -484,7 +484,7 @@ async fn terminating_ends_a_waiting_event_and_flags_a_running_one(b: Backend) {
         let store = store.clone();
         async move {
             store
-                .abort_event(APP, "default", "f", id, 439, 9_000)
+                .abort_event(APP, "default", "f", id, 439, 9_000, false)
                 .await
                 .expect("abort")
         }
@@ -492,7 +492,7 @@ async fn terminating_ends_a_waiting_event_and_flags_a_running_one(b: Backend) {
     assert_eq!(abort("nope").await, None);
     assert_eq!(
         store
-            .abort_event(APP, "default", "g", "waiting", 439, 9_000)
+            .abort_event(APP, "default", "g", "waiting", 439, 9_000, false)
             .await
             .expect("abort"),
         None,
@@ -532,11 +532,32 @@ async fn terminating_ends_a_waiting_event_and_flags_a_running_one(b: Backend) {
         ("ABORTED", 439, Some(9_000))
     );
     assert_eq!(abort("waiting").await, Some(Err("ABORTED".to_string())));
-    assert!(!store.renew_event(&held, 60_000).await.expect("renew"));
-    assert_eq!(abort("running").await, Some(Ok(store::Abort::Requested)));
-    assert!(
+    assert_eq!(store.renew_event(&held, 60_000).await.expect("renew"), 0);
+    let graceful = store
+        .abort_event(APP, "default", "f", "running", 439, 9_000, true)
+        .await
+        .expect("abort");
+    assert_eq!(graceful, Some(Ok(store::Abort::Requested)));
+    assert_eq!(
         store.renew_event(&held, 60_000).await.expect("renew"),
-        "the holder is told"
+        store::events::ABORT_GRACE,
+        "the holder is told to stop gracefully"
+    );
+    assert_eq!(abort("running").await, Some(Ok(store::Abort::Requested)));
+    assert_eq!(
+        store.renew_event(&held, 60_000).await.expect("renew"),
+        store::events::ABORT_KILL,
+        "the holder is told to kill it"
+    );
+    let graceful = store
+        .abort_event(APP, "default", "f", "running", 439, 9_000, true)
+        .await
+        .expect("abort");
+    assert_eq!(graceful, Some(Ok(store::Abort::Requested)));
+    assert_eq!(
+        store.renew_event(&held, 60_000).await.expect("renew"),
+        store::events::ABORT_KILL,
+        "a kill already asked for wins over a later graceful stop"
     );
     store
         .end_attempt(&held, done(store::events::ABORTED, 439))
@@ -573,7 +594,139 @@ async fn an_accepted_event_notifies_the_listeners(b: Backend) {
     assert!(store.async_event(APP, "e1").await.expect("read").is_some());
 }
 
+async fn a_failed_end_and_its_dead_letter_commit_together(b: Backend) {
+    let (store, _db, _dir) = open(&b).await;
+    store
+        .insert_event(&event("e1", "f", 1))
+        .await
+        .expect("accept");
+    let c = store
+        .claim_event("n/0", 60_000)
+        .await
+        .expect("claim")
+        .expect("due");
+    let letter = NewEvent {
+        id: "dl1".into(),
+        function_name: "dlq".into(),
+        invoke_type: "DeadLetter".into(),
+        event: r#"{"RequestID":"e1"}"#.into(),
+        ..event("dl1", "dlq", 2)
+    };
+    // A stale attempt's end is refused, and its dead letter is not queued.
+    let stale = ClaimedEvent {
+        attempt: c.attempt + 1,
+        ..c.clone()
+    };
+    assert!(matches!(
+        store
+            .end_attempt_then(&stale, done(FAILED, 430), Some(&letter))
+            .await,
+        Err(StoreError::StaleOperation(_))
+    ));
+    assert!(store.async_event(APP, "dl1").await.expect("read").is_none());
+    store
+        .end_attempt_then(&c, done(FAILED, 430), Some(&letter))
+        .await
+        .expect("end");
+    assert_eq!(
+        store
+            .async_event(APP, "e1")
+            .await
+            .expect("read")
+            .expect("kept")
+            .status,
+        "FAILED"
+    );
+    let queued = store
+        .claim_event("n/0", 60_000)
+        .await
+        .expect("claim")
+        .expect("the dead letter is due");
+    assert_eq!(
+        (
+            queued.row.id.as_str(),
+            queued.row.function_name.as_str(),
+            queued.row.invoke_type.as_str(),
+            queued.event.as_str()
+        ),
+        ("dl1", "dlq", "DeadLetter", r#"{"RequestID":"e1"}"#)
+    );
+}
+
+async fn writes_grouped_in_one_transaction_keep_their_own_outcomes(b: Backend) {
+    use store::{EventWrite, EventWritten};
+    let (store, _db, _dir) = open(&b).await;
+    let out = store
+        .write_events(vec![
+            EventWrite::Accept(event("e1", "f", 1)),
+            EventWrite::Claim {
+                owner: "n/0".into(),
+                lease_ms: 60_000,
+            },
+            EventWrite::Claim {
+                owner: "n/1".into(),
+                lease_ms: 60_000,
+            },
+        ])
+        .await
+        .expect("group");
+    let claimed = match &out[..] {
+        [
+            EventWritten::Done(Ok(())),
+            EventWritten::Claimed(Some(c)),
+            EventWritten::Claimed(None),
+        ] => c.clone(),
+        other => panic!("unexpected outcomes: {other:?}"),
+    };
+    assert_eq!(
+        claimed.row.id, "e1",
+        "a claim sees the acceptance before it"
+    );
+    let stale = ClaimedEvent {
+        attempt: claimed.attempt + 1,
+        ..claimed.clone()
+    };
+    let letter = event("dl", "dlq", 2);
+    let out = store
+        .write_events(vec![
+            EventWrite::End {
+                event: stale,
+                end: done(FAILED, 430),
+                next: Some(letter.clone()),
+            },
+            EventWrite::End {
+                event: claimed,
+                end: done(FINISHED, 200),
+                next: None,
+            },
+        ])
+        .await
+        .expect("group");
+    assert!(matches!(
+        &out[..],
+        [
+            EventWritten::Done(Err(StoreError::StaleOperation(_))),
+            EventWritten::Done(Ok(()))
+        ]
+    ));
+    assert!(
+        store.async_event(APP, "dl").await.expect("read").is_none(),
+        "a refused end queues nothing"
+    );
+    assert_eq!(
+        store
+            .async_event(APP, "e1")
+            .await
+            .expect("read")
+            .expect("kept")
+            .status,
+        "FINISHED"
+    );
+}
+
 on_both_backends_async!(
+    writes_grouped_in_one_transaction_keep_their_own_outcomes,
+    a_failed_end_and_its_dead_letter_commit_together,
     an_accepted_event_notifies_the_listeners,
     terminating_ends_a_waiting_event_and_flags_a_running_one,
     retry_settings_need_their_function,

@@ -175,6 +175,9 @@ pub struct EventsFileConfig {
     /// How old a missed timer tick may be and still fire, once (`STRATUS_EVENT_TIMER_LATE_SECS`, default 60,
     /// at most 3600); older ones are recorded as skipped.
     pub timer_late_secs: Option<u64>,
+    /// TerminateAsyncEvent with `GraceShutdown`: seconds from SIGTERM to the kill
+    /// (`STRATUS_EVENT_GRACE_SHUTDOWN_SECS`, default 30; the function's own timeout still applies).
+    pub grace_shutdown_secs: Option<u64>,
 }
 
 impl EventsFileConfig {
@@ -286,6 +289,10 @@ impl EventsFileConfig {
                 .or(self.retention_secs)
                 .map(ms)
                 .unwrap_or(d.retention_ms),
+            grace_shutdown: var("STRATUS_EVENT_GRACE_SHUTDOWN_SECS")?
+                .or(self.grace_shutdown_secs)
+                .map(Duration::from_secs)
+                .unwrap_or(d.grace_shutdown),
             ..d
         })
     }
@@ -667,6 +674,7 @@ mod tests {
             slots = 3
             retry_delays_secs = [1, 2]
             msg_ttl_secs = 60
+            grace_shutdown_secs = 5
             "#,
         )
         .expect("parses");
@@ -679,6 +687,14 @@ mod tests {
         assert_eq!(e.slots, 3);
         assert_eq!(e.retry_delays_ms, [1_000, 2_000]);
         assert_eq!(e.msg_ttl_ms, 60_000);
+        assert_eq!(e.grace_shutdown, Duration::from_secs(5));
+        assert_eq!(
+            EventsFileConfig::default()
+                .resolve()
+                .expect("defaults")
+                .grace_shutdown,
+            Duration::from_secs(control::events::DEFAULT_GRACE_SHUTDOWN_SECS)
+        );
         assert_eq!(e.retry_num, d.retry_num);
         assert_eq!(e.lease_ms, d.lease_ms);
         let bad = EventsFileConfig {

@@ -122,7 +122,12 @@ pub(crate) async fn list(
         qualifier: r.qualifier.filter(|q| !q.is_empty()),
         invoke_types: one_of(
             r.invoke_type,
-            &["Event", "Timer", control::timers::TIMER_INVOKE_TYPE],
+            &[
+                "Event",
+                "Timer",
+                control::timers::TIMER_INVOKE_TYPE,
+                control::events::DEAD_LETTER,
+            ],
             "InvokeType",
         )?,
         statuses: one_of(
