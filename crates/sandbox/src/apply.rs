@@ -5,7 +5,8 @@
 //!
 //! 1. the **supervisor** (the helper itself, in the host PID namespace): unshares the mount, UTS, IPC, network
 //!    and PID namespaces, creates the instance's link when the plan has one (see [`crate::net`]: a handle on
-//!    the host's network namespace is taken before `unshare` and dropped right after), forks the init, reports the init's pid to the parent and waits for it;
+//!    the host's network namespace is taken before `unshare` and dropped right after; the PID namespace is
+//!    then unshared after the link is made), forks the init, reports the init's pid to the parent and waits for it;
 //! 2. the **init** (PID 1 of the new namespace): dies with the supervisor, joins the cgroup, enters a new
 //!    cgroup namespace, sets the hostname, brings loopback up and opens the runtime listener, builds the root
 //!    (private propagation, a tmpfs root, the plan's mounts, `pivot_root`, old root detached, root
@@ -53,9 +54,18 @@ pub fn apply(plan: &Plan, sys: &mut dyn Syscalls) -> Result<Role, SandboxError> 
         Some(_) => Some(sys.keep_host_netns()?),
         None => None,
     };
-    sys.unshare(&early)?;
     if let (Some(egress), Some(host_netns)) = (&plan.egress, &host_netns) {
+        // The link is made with `ip` processes, forked before the PID namespace: the first process forked
+        // after it would become the namespace's init, and the namespace would end with it.
+        let (pid, others): (Vec<Namespace>, Vec<Namespace>) =
+            early.iter().partition(|n| **n == Namespace::Pid);
+        sys.unshare(&others)?;
         set_up_link(egress, host_netns, sys)?;
+        if !pid.is_empty() {
+            sys.unshare(&pid)?;
+        }
+    } else {
+        sys.unshare(&early)?;
     }
     if let Fork::Parent(init_pid) = sys.fork()? {
         sys.report_init(init_pid)?;

@@ -378,8 +378,24 @@ fn an_egress_link_is_made_between_unshare_and_the_init_s_fork_and_the_host_names
     let keep = pos(calls, |c| *c == Call::KeepHostNetns);
     let unshare = pos(calls, |c| matches!(c, Call::Unshare(_)));
     let release = pos(calls, |c| *c == Call::ReleaseHostNetns);
+    let unshare_pid = pos(calls, |c| *c == Call::Unshare(vec![Namespace::Pid]));
     let fork = pos(calls, |c| *c == Call::Fork);
-    assert!(keep < unshare && unshare < release && release < fork);
+    assert!(keep < unshare && unshare < release && release < unshare_pid && unshare_pid < fork);
+    assert_eq!(
+        calls[unshare],
+        Call::Unshare(vec![
+            Namespace::Mount,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Net
+        ]),
+        "the PID namespace comes after the link's processes"
+    );
+    let last_ip = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::Ip { .. }))
+        .expect("ip");
+    assert!(last_ip < unshare_pid);
     let link = egress.pool.link(egress.first_slot);
     let ips: Vec<(String, bool)> = calls.iter().filter_map(ip_line).collect();
     let host_if = &link.host_if;
