@@ -41,7 +41,7 @@
 //!   program's exit status comes back through the helper; a program killed by a signal shows as 128 +
 //!   signal. A lifeline pipe makes the helper kill the instance when the [`Child`] is dropped or the whole
 //!   server dies.
-//! - **Network.** A new network namespace with only loopback, brought up inside: the instance can reach
+//! - **Network.** A new network namespace with loopback, brought up inside; without egress the instance can reach
 //!   nothing outside itself, the host's loopback (Stratus's API, the database) included. The runtime API
 //!   listener (`127.0.0.1:9001` in the instance) is opened by the init before the program starts and
 //!   handed to the parent over `SCM_RIGHTS` ([`Child::take_runtime_listener`]), together with the network

@@ -24,6 +24,48 @@ pub struct FileConfig {
     pub api: ApiFileConfig,
     #[serde(default)]
     pub events: EventsFileConfig,
+    #[serde(default)]
+    pub sandbox: SandboxFileConfig,
+}
+
+/// The `[sandbox]` table: instances' outbound network (`PublicNetStatus=ENABLE`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxFileConfig {
+    /// Give `ENABLE` functions outbound network (`STRATUS_EGRESS`, default true). Needs `ip` and `nft`; when
+    /// the firewall table cannot be installed, every instance stays loopback-only (a warning says why).
+    pub egress: Option<bool>,
+    /// The IPv4 pool instance links (/30 each) are carved from (`STRATUS_EGRESS_POOL`, `198.18.0.0/16`).
+    pub egress_pool: Option<String>,
+    /// The instances' resolvers (default: the host's that are not on loopback, see ARCHITECTURE.md).
+    pub egress_nameservers: Option<Vec<std::net::Ipv4Addr>>,
+}
+
+impl SandboxFileConfig {
+    /// The outbound-network settings in force (`None`: disabled): each variable over the file's key.
+    pub fn resolve(&self) -> anyhow::Result<Option<engine::EgressSettings>> {
+        let enabled = match std::env::var("STRATUS_EGRESS") {
+            Ok(v) if !v.trim().is_empty() => match v.trim() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                other => anyhow::bail!("STRATUS_EGRESS must be true or false, not `{other}`"),
+            },
+            _ => self.egress.unwrap_or(true),
+        };
+        if !enabled {
+            return Ok(None);
+        }
+        let pool = std::env::var("STRATUS_EGRESS_POOL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.egress_pool.clone())
+            .unwrap_or_else(|| sandbox::net::DEFAULT_EGRESS_POOL.to_string());
+        let pool = sandbox::Ipv4Pool::parse(&pool).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(engine::EgressSettings {
+            pool,
+            nameservers: self.egress_nameservers.clone(),
+        }))
+    }
 }
 
 /// The `[events]` table: the asynchronous event queue and its dispatchers. Each key is overridden by its
@@ -282,6 +324,8 @@ pub struct Settings {
     pub api: ApiFileConfig,
     /// The `[events]` table and its variables, resolved.
     pub events: control::EventsConfig,
+    /// The `[sandbox]` table's outbound network, resolved (`None`: disabled).
+    pub egress: Option<engine::EgressSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -339,6 +383,7 @@ impl Settings {
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),
             events: file.events.resolve()?,
+            egress: file.sandbox.resolve()?,
             execution: file.execution,
             api: file.api,
         })
@@ -348,6 +393,35 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sandbox_table_sets_the_egress_pool_and_nameservers() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [sandbox]
+            egress_pool = "10.99.0.0/16"
+            egress_nameservers = ["9.9.9.9"]
+            "#,
+        )
+        .expect("parse");
+        let e = f.sandbox.resolve().expect("resolve").expect("enabled");
+        assert_eq!(e.pool.to_string(), "10.99.0.0/16");
+        assert_eq!(
+            e.nameservers,
+            Some(vec![std::net::Ipv4Addr::new(9, 9, 9, 9)])
+        );
+        let default = SandboxFileConfig::default().resolve().expect("resolve");
+        assert_eq!(
+            default.map(|e| e.pool.to_string()),
+            Some(sandbox::net::DEFAULT_EGRESS_POOL.to_string())
+        );
+        let off: FileConfig = toml::from_str("[sandbox]\negress = false\n").expect("parse");
+        assert!(off.sandbox.resolve().expect("resolve").is_none());
+        let bad: FileConfig =
+            toml::from_str("[sandbox]\negress_pool = \"198.18.0.1/16\"\n").expect("parse");
+        assert!(bad.sandbox.resolve().is_err());
+        assert!(toml::from_str::<FileConfig>("[sandbox]\negres = true\n").is_err());
+    }
 
     #[test]
     fn execution_table_parses() {
