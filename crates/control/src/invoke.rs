@@ -329,6 +329,7 @@ impl Control {
             code_dir,
             layer_dirs,
             max_concurrency: None,
+            public_net: c.public_net == "ENABLE",
         })
     }
 

@@ -44,6 +44,7 @@ fn spec(key: &str, runtime: &str, dir: &std::path::Path) -> FunctionSpec {
         code_dir: dir.to_path_buf(),
         layer_dirs: vec![],
         max_concurrency: None,
+        public_net: false,
     }
 }
 

@@ -333,6 +333,7 @@ impl Instance {
                 layer_dirs: spec.layer_dirs.clone(),
                 memory_limit_bytes: u64::from(spec.memory_mb) * 1024 * 1024,
                 runtime_api: family == Family::Custom,
+                public_net: spec.public_net,
             })
             .map_err(launch_err)?;
         let channel = match frames {

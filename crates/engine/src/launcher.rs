@@ -46,6 +46,8 @@ pub struct LaunchSpec {
     pub memory_limit_bytes: u64,
     /// Whether the instance needs an HTTP runtime API listener (custom runtimes).
     pub runtime_api: bool,
+    /// Outbound network (`PublicNetStatus=ENABLE`); without it, loopback only.
+    pub public_net: bool,
 }
 
 /// A started instance.

@@ -42,7 +42,7 @@ pub use launcher::{
     InstanceLayout, InstanceProcess, LaunchSpec, Launched, Launcher, UnsandboxedLauncher,
 };
 pub use runtimes::{Family, RuntimeConfig};
-pub use sandboxed::SandboxLauncher;
+pub use sandboxed::{EgressSettings, SandboxLauncher};
 pub use types::{
     EngineConfig, EngineError, FunctionError, FunctionSpec, InvokeOutcome, InvokeRequest, status,
 };

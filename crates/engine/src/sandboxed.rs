@@ -28,6 +28,24 @@ pub struct SandboxLauncher {
     /// Each instance runs as its own uid from this range, so per-uid limits (processes) are per instance.
     uids: UidPool,
     next: AtomicU32,
+    /// Outbound network for `PublicNetStatus=ENABLE` functions, when the host's firewall table is in place.
+    egress: Option<Egress>,
+}
+
+/// How instances with outbound network are set up (see [`SandboxLauncher::with_egress`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EgressSettings {
+    /// The pool instance links are carved from (`[sandbox] egress_pool`, `198.18.0.0/16`).
+    pub pool: sandbox::Ipv4Pool,
+    /// The instances' resolvers; `None`: the host's that are not on loopback ([`sandbox::net::host_nameservers`]).
+    pub nameservers: Option<Vec<Ipv4Addr>>,
+}
+
+struct Egress {
+    spec: sandbox::EgressSpec,
+    resolv_conf: String,
+    /// This server's firewall table; removed when the launcher goes.
+    _rules: Option<sandbox::EgressRules>,
 }
 
 /// The first instance uid and how many there are.
@@ -149,7 +167,33 @@ impl SandboxLauncher {
             helper: Helper::default(),
             uids: UidPool::new(UID_BASE, UID_COUNT),
             next: AtomicU32::new(0),
+            egress: None,
         }
+    }
+
+    /// Gives instances of functions with `PublicNetStatus=ENABLE` outbound network: removes the firewall tables
+    /// of servers that are gone, then installs this server's (`inet stratus_<pid>`, see [`sandbox::net`]).
+    /// Returns how many leftover tables were removed; on an error nothing is enabled (the caller decides
+    /// whether to go on with loopback-only instances).
+    pub fn enable_egress(&mut self, settings: EgressSettings) -> Result<usize, String> {
+        let ip = sandbox::net::find_ip().ok_or("`ip` (iproute2) is not installed")?;
+        let nft = sandbox::net::find_nft().ok_or("`nft` (nftables) is not installed")?;
+        let removed = sandbox::net::remove_leftover_tables(&nft).map_err(|e| e.to_string())?;
+        let nameservers = settings
+            .nameservers
+            .unwrap_or_else(sandbox::net::host_nameservers);
+        let table = sandbox::net::table_name(std::process::id());
+        let rules = sandbox::EgressRules::install(&nft, &table, &settings.pool, &nameservers)
+            .map_err(|e| e.to_string())?;
+        self.egress = Some(Egress {
+            spec: sandbox::EgressSpec {
+                pool: settings.pool,
+                ip,
+            },
+            resolv_conf: sandbox::net::resolv_conf(&nameservers),
+            _rules: Some(rules),
+        });
+        Ok(removed)
     }
 
     /// Removes the empty instance cgroups a server that died left behind (`serve` calls it before it starts
@@ -182,6 +226,12 @@ impl SandboxLauncher {
         s.uid = uid;
         s.gid = uid;
         s.extra_fds = spec.fds.len() as u32;
+        if spec.public_net
+            && let Some(egress) = &self.egress
+        {
+            s.egress = Some(egress.spec.clone());
+            s.resolv_conf = egress.resolv_conf.clone();
+        }
         if spec.runtime_api {
             s.runtime_listen = Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, RUNTIME_API_PORT));
             s.env
@@ -373,7 +423,37 @@ mod tests {
             layer_dirs: layers,
             memory_limit_bytes: 128 << 20,
             runtime_api: false,
+            public_net: false,
         }
+    }
+
+    #[test]
+    fn only_enable_functions_get_a_link_and_only_when_the_launcher_offers_egress() {
+        let code = tempfile::tempdir().expect("tempdir");
+        let mut l = SandboxLauncher::new(Vec::new());
+        let mut on = launch_spec(code.path(), "/var/user/bootstrap", Vec::new());
+        on.public_net = true;
+        let off = launch_spec(code.path(), "/var/user/bootstrap", Vec::new());
+        let s = l.spec(&on, 300_000).expect("spec");
+        assert_eq!(s.egress, None, "the launcher offers no egress");
+        assert_eq!(s.resolv_conf, "");
+        let pool = sandbox::Ipv4Pool::parse("198.18.0.0/16").expect("pool");
+        l.egress = Some(Egress {
+            spec: sandbox::EgressSpec {
+                pool,
+                ip: "/usr/sbin/ip".into(),
+            },
+            resolv_conf: "nameserver 9.9.9.9\n".into(),
+            _rules: None,
+        });
+        let s = l.spec(&on, 300_000).expect("spec");
+        assert_eq!(s.egress.as_ref().map(|e| e.pool), Some(pool));
+        assert_eq!(s.resolv_conf, "nameserver 9.9.9.9\n");
+        let plan = Plan::build(&s).expect("plan");
+        assert!(plan.egress.is_some());
+        let s = l.spec(&off, 300_000).expect("spec");
+        assert_eq!(s.egress, None, "DISABLE stays loopback-only");
+        assert_eq!(s.resolv_conf, "");
     }
 
     fn binds(s: &InstanceSpec) -> Vec<PathBuf> {

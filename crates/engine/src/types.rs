@@ -33,6 +33,8 @@ pub struct FunctionSpec {
     pub layer_dirs: Vec<PathBuf>,
     /// The function's own concurrency limit (reserved concurrency); `None`: the engine's default.
     pub max_concurrency: Option<u32>,
+    /// `PublicNetStatus=ENABLE`: instances get outbound network where the launcher offers it.
+    pub public_net: bool,
 }
 
 /// One synchronous invocation.

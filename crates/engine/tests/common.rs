@@ -47,6 +47,7 @@ pub fn spec(key: &str, runtime: &str, handler: &str, code_dir: &Path) -> Functio
         code_dir: code_dir.to_path_buf(),
         layer_dirs: vec![],
         max_concurrency: None,
+        public_net: false,
     }
 }
 

@@ -4,7 +4,9 @@
 //! each told by the returned [`Role`] what it is:
 //!
 //! 1. the **supervisor** (the helper itself, in the host PID namespace): unshares the mount, UTS, IPC, network
-//!    and PID namespaces, forks the init, reports the init's pid to the parent and waits for it;
+//!    and PID namespaces, creates the instance's link when the plan has one (see [`crate::net`]: a handle on
+//!    the host's network namespace is taken before `unshare` and dropped right after; the PID namespace is
+//!    then unshared after the link is made), forks the init, reports the init's pid to the parent and waits for it;
 //! 2. the **init** (PID 1 of the new namespace): dies with the supervisor, joins the cgroup, enters a new
 //!    cgroup namespace, sets the hostname, brings loopback up and opens the runtime listener, builds the root
 //!    (private propagation, a tmpfs root, the plan's mounts, `pivot_root`, old root detached, root
@@ -17,6 +19,7 @@ use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
 use crate::cgroup::CgroupStep;
+use crate::net::EgressPlan;
 use crate::plan::{MountOp, Namespace, Plan, overlay_options};
 use crate::sys::{Fork, Syscalls};
 
@@ -47,7 +50,23 @@ pub fn apply(plan: &Plan, sys: &mut dyn Syscalls) -> Result<Role, SandboxError> 
         .copied()
         .filter(|n| *n != Namespace::Cgroup)
         .collect();
-    sys.unshare(&early)?;
+    let host_netns = match &plan.egress {
+        Some(_) => Some(sys.keep_host_netns()?),
+        None => None,
+    };
+    if let (Some(egress), Some(host_netns)) = (&plan.egress, &host_netns) {
+        // The link is made with `ip` processes, forked before the PID namespace: the first process forked
+        // after it would become the namespace's init, and the namespace would end with it.
+        let (pid, others): (Vec<Namespace>, Vec<Namespace>) =
+            early.iter().partition(|n| **n == Namespace::Pid);
+        sys.unshare(&others)?;
+        set_up_link(egress, host_netns, sys)?;
+        if !pid.is_empty() {
+            sys.unshare(&pid)?;
+        }
+    } else {
+        sys.unshare(&early)?;
+    }
     if let Fork::Parent(init_pid) = sys.fork()? {
         sys.report_init(init_pid)?;
         sys.close_fds(FIRST_EXTRA_FD, false)?;
@@ -144,6 +163,51 @@ pub fn apply(plan: &Plan, sys: &mut dyn Syscalls) -> Result<Role, SandboxError> 
     sys.close_fds(FIRST_EXTRA_FD + extra, true)?;
     sys.execve(&plan.program, &plan.args, &plan.env)?;
     Ok(Role::Program)
+}
+
+/// Creates the instance's link (the first free slot), addresses both ends and routes through the host side;
+/// then lets go of the host's namespace, before the init is forked.
+fn set_up_link(
+    egress: &EgressPlan,
+    host_netns: &Path,
+    sys: &mut dyn Syscalls,
+) -> Result<(), SandboxError> {
+    let mut link = None;
+    for slot in egress.candidates() {
+        let candidate = egress.pool.link(slot);
+        if sys.ip(
+            &egress.ip,
+            &egress.create_args(&candidate, host_netns),
+            false,
+        )? {
+            link = Some(candidate);
+            break;
+        }
+    }
+    let link = link.ok_or_else(|| {
+        SandboxError::Setup(format!(
+            "no free instance link in the egress pool {} after {} attempts",
+            egress.pool, egress.attempts
+        ))
+    })?;
+    for args in egress.host_args(&link) {
+        if !sys.ip(&egress.ip, &args, true)? {
+            return Err(SandboxError::Setup(format!(
+                "{} is configured already",
+                link.host_if
+            )));
+        }
+    }
+    sys.release_host_netns()?;
+    for args in egress.instance_args(&link) {
+        if !sys.ip(&egress.ip, &args, false)? {
+            return Err(SandboxError::Setup(format!(
+                "{} is configured already",
+                crate::net::INSTANCE_LINK
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn apply_mount(staging: &Path, op: &MountOp, sys: &mut dyn Syscalls) -> Result<(), SandboxError> {

@@ -41,12 +41,14 @@
 //!   program's exit status comes back through the helper; a program killed by a signal shows as 128 +
 //!   signal. A lifeline pipe makes the helper kill the instance when the [`Child`] is dropped or the whole
 //!   server dies.
-//! - **Network.** A new network namespace with only loopback, brought up inside: the instance can reach
+//! - **Network.** A new network namespace with loopback, brought up inside; without egress the instance can reach
 //!   nothing outside itself, the host's loopback (Stratus's API, the database) included. The runtime API
 //!   listener (`127.0.0.1:9001` in the instance) is opened by the init before the program starts and
 //!   handed to the parent over `SCM_RIGHTS` ([`Child::take_runtime_listener`]), together with the network
 //!   namespace, which [`Child::connect`] enters from a short-lived thread (for web functions' port 9000).
-//!   Outbound internet access (`PublicNetStatus=ENABLE`) needs a veth/NAT or a user-space stack; not done.
+//!   Outbound network (`PublicNetStatus=ENABLE`, [`InstanceSpec::egress`]): a veth pair per instance, `eth0`
+//!   inside and `stn<slot>` on the host, a /30 of the egress pool, NAT and a filter table on the host that
+//!   keeps instances away from the host itself, each other, link-local and private ranges (see [`net`]).
 //! - **Cgroups.** v2 when `/sys/fs/cgroup/cgroup.controllers` exists (`memory.max`, `memory.swap.max=0`,
 //!   `memory.oom.group=1`, `pids.max` under `<root>/stratus/<id>`, controllers enabled top-down), else v1
 //!   (`memory.limit_in_bytes`, `memory.memsw.limit_in_bytes`, `swappiness=0` under `memory/stratus/<id>`,
@@ -58,6 +60,7 @@ mod apply;
 mod cgroup;
 mod channel;
 mod error;
+pub mod net;
 mod plan;
 mod privileges;
 mod record;
@@ -69,6 +72,7 @@ mod teardown;
 pub use apply::{FIRST_EXTRA_FD, Role, apply};
 pub use cgroup::{CgroupConfig, CgroupPlan, CgroupStep, CgroupVersion, DEFAULT_CGROUP_ROOT};
 pub use error::SandboxError;
+pub use net::{EgressPlan, EgressRules, EgressSpec, Ipv4Pool};
 pub use plan::{
     CODE_PATH, DEFAULT_GID, DEFAULT_MAX_OPEN_FILES, DEFAULT_MAX_PROCESSES, DEFAULT_STAGING_DIR,
     DEFAULT_TMP_SIZE, DEFAULT_UID, InstanceSpec, LAYERS_PATH, MountOp, Namespace, NodeKind, Plan,

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::SandboxError;
 use crate::cgroup::{CgroupConfig, CgroupPlan};
+use crate::net::{EgressPlan, EgressSpec};
 use crate::seccomp::{BpfInsn, instance_filters};
 
 /// Where the function's code appears inside an instance (read-only, the working directory).
@@ -159,6 +160,8 @@ pub struct InstanceSpec {
     pub resolv_conf: String,
     /// Install the seccomp allow-list of [`crate::seccomp`] (no namespaces, mounts, keyrings, BPF, …).
     pub seccomp: bool,
+    /// Outbound network through a link of its own (`PublicNetStatus=ENABLE`); `None`: loopback only.
+    pub egress: Option<EgressSpec>,
 }
 
 impl InstanceSpec {
@@ -191,6 +194,7 @@ impl InstanceSpec {
             runtime_listen: None,
             resolv_conf: String::new(),
             seccomp: true,
+            egress: None,
         }
     }
 }
@@ -320,6 +324,8 @@ pub struct Plan {
     pub readonly_root: bool,
     pub cgroup: CgroupPlan,
     pub loopback_up: bool,
+    /// The instance's link to the host and the outside (see [`crate::net`]); `None`: loopback only.
+    pub egress: Option<EgressPlan>,
     pub runtime_listen: Option<SocketAddrV4>,
     pub rlimits: Vec<Rlimit>,
     pub uid: u32,
@@ -679,6 +685,11 @@ impl Plan {
             readonly_root: true,
             cgroup,
             loopback_up: true,
+            egress: spec
+                .egress
+                .as_ref()
+                .map(|e| EgressPlan::build(&spec.id, e))
+                .transpose()?,
             runtime_listen: spec.runtime_listen,
             rlimits: vec![
                 Rlimit {

@@ -49,6 +49,12 @@ pub enum Call {
         first: i32,
         keep_channel: bool,
     },
+    KeepHostNetns,
+    ReleaseHostNetns,
+    Ip {
+        args: Vec<String>,
+        in_host: bool,
+    },
     Execve {
         program: PathBuf,
         args: Vec<String>,
@@ -64,6 +70,8 @@ pub struct RecordingSyscalls {
     pub forks: VecDeque<Fork>,
     #[allow(clippy::type_complexity)]
     pub fail: Option<Box<dyn Fn(&Call) -> bool>>,
+    /// `ip` commands that create one of these names answer "File exists".
+    pub taken: Vec<String>,
 }
 
 impl std::fmt::Debug for RecordingSyscalls {
@@ -196,6 +204,22 @@ impl Syscalls for RecordingSyscalls {
             first,
             keep_channel,
         })
+    }
+    fn keep_host_netns(&mut self) -> Result<PathBuf, SandboxError> {
+        self.record(Call::KeepHostNetns)?;
+        Ok(PathBuf::from("/proc/7/fd/9"))
+    }
+    fn release_host_netns(&mut self) -> Result<(), SandboxError> {
+        self.record(Call::ReleaseHostNetns)
+    }
+    fn ip(&mut self, _ip: &Path, args: &[String], in_host: bool) -> Result<bool, SandboxError> {
+        let creates_taken = args.first().map(String::as_str) == Some("link")
+            && args.iter().any(|a| self.taken.contains(a));
+        self.record(Call::Ip {
+            args: args.to_vec(),
+            in_host,
+        })?;
+        Ok(!creates_taken)
     }
     fn execve(
         &mut self,

@@ -4,9 +4,9 @@
 use std::ffi::CString;
 use std::io;
 use std::net::SocketAddrV4;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::SandboxError;
 use crate::channel;
@@ -64,6 +64,14 @@ pub trait Syscalls {
     /// Close every descriptor from `first` on, except the channel to the parent when `keep_channel`
     /// (it is close-on-exec).
     fn close_fds(&mut self, first: i32, keep_channel: bool) -> Result<(), SandboxError>;
+    /// Keep a handle on the current network namespace (the host's, before `unshare`) and return a path other
+    /// processes can open it by.
+    fn keep_host_netns(&mut self) -> Result<PathBuf, SandboxError>;
+    /// Let go of the handle [`Syscalls::keep_host_netns`] took (before anything of the instance runs).
+    fn release_host_netns(&mut self) -> Result<(), SandboxError>;
+    /// Run `ip` with `args` in the current network namespace, or in the host's when `in_host`. `Ok(false)`:
+    /// the command failed because a name it creates exists already ("File exists").
+    fn ip(&mut self, ip: &Path, args: &[String], in_host: bool) -> Result<bool, SandboxError>;
     /// Replace the process image; returns only on failure.
     fn execve(
         &mut self,
@@ -78,6 +86,9 @@ pub trait Syscalls {
 pub struct RealSyscalls {
     channel: RawFd,
     lifeline: Option<RawFd>,
+    /// The host's network namespace ([`Syscalls::keep_host_netns`]) and, once left, the instance's.
+    host_netns: Option<OwnedFd>,
+    own_netns: Option<OwnedFd>,
 }
 
 fn cpath(path: &Path) -> Result<CString, SandboxError> {
@@ -118,6 +129,8 @@ impl RealSyscalls {
         RealSyscalls {
             channel,
             lifeline: None,
+            host_netns: None,
+            own_netns: None,
         }
     }
 
@@ -131,6 +144,38 @@ impl RealSyscalls {
     /// Send an error text to the spawning process (best effort).
     pub fn report_error(&mut self, text: &str) {
         let _ = channel::send(self.channel, channel::MSG_ERROR, text.as_bytes(), &[]);
+    }
+
+    fn open_netns() -> Result<OwnedFd, SandboxError> {
+        std::fs::File::open("/proc/self/ns/net")
+            .map(OwnedFd::from)
+            .map_err(|e| SandboxError::sys("open", "/proc/self/ns/net", e))
+    }
+
+    fn setns(fd: &OwnedFd, which: &str) -> Result<(), SandboxError> {
+        // SAFETY: setns with a namespace descriptor we own; the helper is single-threaded.
+        let r = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
+        check(r.into(), "setns", || which.to_string()).map(drop)
+    }
+
+    fn run_ip(ip: &Path, args: &[String]) -> Result<bool, SandboxError> {
+        let what = || format!("{} {}", ip.display(), args.join(" "));
+        let out = std::process::Command::new(ip)
+            .args(args)
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .output()
+            .map_err(|e| SandboxError::sys("spawn", what(), e))?;
+        if out.status.success() {
+            return Ok(true);
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        if err.contains("File exists") {
+            return Ok(false);
+        }
+        Err(SandboxError::Setup(format!("{}: {}", what(), err.trim())))
     }
 
     fn close_range(first: u32, last: u32) {
@@ -457,6 +502,42 @@ impl Syscalls for RealSyscalls {
         }
         Self::close_range(from, u32::MAX);
         Ok(())
+    }
+
+    fn keep_host_netns(&mut self) -> Result<PathBuf, SandboxError> {
+        let fd = Self::open_netns()?;
+        let path = PathBuf::from(format!(
+            "/proc/{}/fd/{}",
+            std::process::id(),
+            fd.as_raw_fd()
+        ));
+        self.host_netns = Some(fd);
+        Ok(path)
+    }
+
+    fn release_host_netns(&mut self) -> Result<(), SandboxError> {
+        self.host_netns = None;
+        self.own_netns = None;
+        Ok(())
+    }
+
+    fn ip(&mut self, ip: &Path, args: &[String], in_host: bool) -> Result<bool, SandboxError> {
+        if !in_host {
+            return Self::run_ip(ip, args);
+        }
+        let host = self.host_netns.as_ref().ok_or_else(|| {
+            SandboxError::Setup("the host's network namespace was not kept".into())
+        })?;
+        if self.own_netns.is_none() {
+            self.own_netns = Some(Self::open_netns()?);
+        }
+        Self::setns(host, "the host's network namespace")?;
+        let result = Self::run_ip(ip, args);
+        if let Some(own) = &self.own_netns {
+            // Failing to return would leave the instance in the host's namespace: never go on then.
+            Self::setns(own, "the instance's network namespace")?;
+        }
+        result
     }
 
     fn execve(

@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub http: HttpFileConfig,
     #[serde(default)]
     pub concurrency: ConcurrencyFileConfig,
+    #[serde(default)]
+    pub sandbox: SandboxFileConfig,
 }
 
 /// The `[http]` table: the function listener.
@@ -145,6 +147,46 @@ impl ConcurrencyFileConfig {
                 .map(|s| i64::try_from(s.saturating_mul(1000)).unwrap_or(i64::MAX))
                 .unwrap_or(d.lease_ms),
         })
+    }
+}
+
+/// The `[sandbox]` table: instances' outbound network (`PublicNetStatus=ENABLE`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxFileConfig {
+    /// Give `ENABLE` functions outbound network (`STRATUS_EGRESS`, default true). Needs `ip` and `nft`; when
+    /// the firewall table cannot be installed, every instance stays loopback-only (a warning says why).
+    pub egress: Option<bool>,
+    /// The IPv4 pool instance links (/30 each) are carved from (`STRATUS_EGRESS_POOL`, `198.18.0.0/16`).
+    pub egress_pool: Option<String>,
+    /// The instances' resolvers (default: the host's that are not on loopback, see ARCHITECTURE.md).
+    pub egress_nameservers: Option<Vec<std::net::Ipv4Addr>>,
+}
+
+impl SandboxFileConfig {
+    /// The outbound-network settings in force (`None`: disabled): each variable over the file's key.
+    pub fn resolve(&self) -> anyhow::Result<Option<engine::EgressSettings>> {
+        let enabled = match std::env::var("STRATUS_EGRESS") {
+            Ok(v) if !v.trim().is_empty() => match v.trim() {
+                "1" | "true" => true,
+                "0" | "false" => false,
+                other => anyhow::bail!("STRATUS_EGRESS must be true or false, not `{other}`"),
+            },
+            _ => self.egress.unwrap_or(true),
+        };
+        if !enabled {
+            return Ok(None);
+        }
+        let pool = std::env::var("STRATUS_EGRESS_POOL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .or_else(|| self.egress_pool.clone())
+            .unwrap_or_else(|| sandbox::net::DEFAULT_EGRESS_POOL.to_string());
+        let pool = sandbox::Ipv4Pool::parse(&pool).map_err(|e| anyhow::anyhow!("{e}"))?;
+        Ok(Some(engine::EgressSettings {
+            pool,
+            nameservers: self.egress_nameservers.clone(),
+        }))
     }
 }
 
@@ -457,6 +499,8 @@ pub struct Settings {
     pub timers: control::TimersConfig,
     /// The `[concurrency]` table and its variables, resolved.
     pub concurrency: control::ConcurrencyConfig,
+    /// The `[sandbox]` table's outbound network, resolved (`None`: disabled).
+    pub egress: Option<engine::EgressSettings>,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9000";
@@ -524,6 +568,7 @@ impl Settings {
             events: file.events.resolve()?,
             timers: file.events.resolve_timers()?,
             concurrency: file.concurrency.resolve()?,
+            egress: file.sandbox.resolve()?,
             execution: file.execution,
             api: file.api,
             http: file.http,
@@ -566,6 +611,35 @@ mod tests {
             public_url: Some("fn.example.com".into()),
         };
         assert!(bad.resolve(&none, "127.0.0.1:9000").is_err());
+    }
+
+    #[test]
+    fn sandbox_table_sets_the_egress_pool_and_nameservers() {
+        let f: FileConfig = toml::from_str(
+            r#"
+            [sandbox]
+            egress_pool = "10.99.0.0/16"
+            egress_nameservers = ["9.9.9.9"]
+            "#,
+        )
+        .expect("parse");
+        let e = f.sandbox.resolve().expect("resolve").expect("enabled");
+        assert_eq!(e.pool.to_string(), "10.99.0.0/16");
+        assert_eq!(
+            e.nameservers,
+            Some(vec![std::net::Ipv4Addr::new(9, 9, 9, 9)])
+        );
+        let default = SandboxFileConfig::default().resolve().expect("resolve");
+        assert_eq!(
+            default.map(|e| e.pool.to_string()),
+            Some(sandbox::net::DEFAULT_EGRESS_POOL.to_string())
+        );
+        let off: FileConfig = toml::from_str("[sandbox]\negress = false\n").expect("parse");
+        assert!(off.sandbox.resolve().expect("resolve").is_none());
+        let bad: FileConfig =
+            toml::from_str("[sandbox]\negress_pool = \"198.18.0.1/16\"\n").expect("parse");
+        assert!(bad.sandbox.resolve().is_err());
+        assert!(toml::from_str::<FileConfig>("[sandbox]\negres = true\n").is_err());
     }
 
     #[test]

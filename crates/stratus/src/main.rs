@@ -281,6 +281,7 @@ fn execution(
     unsandboxed: bool,
     data_dir: &Path,
     exec: &config::ExecutionConfig,
+    egress: Option<engine::EgressSettings>,
 ) -> anyhow::Result<engine::Engine> {
     let launcher: std::sync::Arc<dyn engine::Launcher> = if unsandboxed {
         tracing::warn!(
@@ -303,7 +304,26 @@ fn execution(
             ),
             Err(e) => tracing::warn!(error = %e, "could not look for leftover instance cgroups"),
         }
-        std::sync::Arc::new(engine::SandboxLauncher::new(vec![data_dir]))
+        let mut launcher = engine::SandboxLauncher::new(vec![data_dir]);
+        if let Some(settings) = egress {
+            let pool = settings.pool;
+            match launcher.enable_egress(settings) {
+                Ok(removed) => {
+                    if removed > 0 {
+                        tracing::info!(
+                            removed,
+                            "removed firewall tables previous servers left behind"
+                        );
+                    }
+                    tracing::info!(%pool, "outbound network for PublicNetStatus=ENABLE functions");
+                }
+                Err(e) => tracing::warn!(
+                    error = %e,
+                    "no outbound network for instances: every function runs loopback-only"
+                ),
+            }
+        }
+        std::sync::Arc::new(launcher)
     };
     // Concurrency: calls beyond these limits are refused at once (432), never queued. Sleeping or waiting calls
     // cost memory, not cores, so the limits follow the account's concurrency quota rather than the core count.
@@ -346,7 +366,12 @@ async fn serve(
         ),
         Err(e) => tracing::warn!(error = %e, "could not clear stale temporary files"),
     }
-    let engine = execution(unsandboxed, &settings.data_dir, &settings.execution)?;
+    let engine = execution(
+        unsandboxed,
+        &settings.data_dir,
+        &settings.execution,
+        settings.egress.clone(),
+    )?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("binding {}", settings.listen))?;

@@ -344,3 +344,124 @@ fn a_failing_step_stops_everything_after_it() {
             .any(|c| matches!(c, Call::Setuid(_) | Call::Execve { .. }))
     );
 }
+
+fn egress_plan() -> Plan {
+    let mut spec = InstanceSpec::new("i-1", "/data/code/abc", "/usr/bin/python3");
+    spec.system = Vec::new();
+    spec.cgroup = CgroupConfig {
+        version: CgroupVersion::V2,
+        root: "/sys/fs/cgroup".into(),
+        parent: "stratus".into(),
+    };
+    spec.egress = Some(crate::net::EgressSpec {
+        pool: crate::net::Ipv4Pool::parse("198.18.0.0/16").expect("pool"),
+        ip: "/usr/sbin/ip".into(),
+    });
+    Plan::build(&spec).expect("plan")
+}
+
+fn ip_line(call: &Call) -> Option<(String, bool)> {
+    match call {
+        Call::Ip { args, in_host } => Some((args.join(" "), *in_host)),
+        _ => None,
+    }
+}
+
+#[test]
+fn an_egress_link_is_made_between_unshare_and_the_init_s_fork_and_the_host_namespace_let_go() {
+    let plan = egress_plan();
+    let egress = plan.egress.clone().expect("egress");
+    let mut sys = RecordingSyscalls::new();
+    sys.forks.push_back(Fork::Parent(42));
+    apply(&plan, &mut sys).expect("apply");
+    let calls = &sys.calls;
+    let keep = pos(calls, |c| *c == Call::KeepHostNetns);
+    let unshare = pos(calls, |c| matches!(c, Call::Unshare(_)));
+    let release = pos(calls, |c| *c == Call::ReleaseHostNetns);
+    let unshare_pid = pos(calls, |c| *c == Call::Unshare(vec![Namespace::Pid]));
+    let fork = pos(calls, |c| *c == Call::Fork);
+    assert!(keep < unshare && unshare < release && release < unshare_pid && unshare_pid < fork);
+    assert_eq!(
+        calls[unshare],
+        Call::Unshare(vec![
+            Namespace::Mount,
+            Namespace::Uts,
+            Namespace::Ipc,
+            Namespace::Net
+        ]),
+        "the PID namespace comes after the link's processes"
+    );
+    let last_ip = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::Ip { .. }))
+        .expect("ip");
+    assert!(last_ip < unshare_pid);
+    let link = egress.pool.link(egress.first_slot);
+    let ips: Vec<(String, bool)> = calls.iter().filter_map(ip_line).collect();
+    let host_if = &link.host_if;
+    let (h, i) = (link.host_addr, link.instance_addr);
+    assert_eq!(
+        ips,
+        [
+            (
+                format!("link add eth0 type veth peer name {host_if} netns /proc/7/fd/9"),
+                false
+            ),
+            (format!("addr add {h}/30 dev {host_if}"), true),
+            (format!("link set {host_if} up"), true),
+            (format!("addr add {i}/30 dev eth0"), false),
+            ("link set eth0 up".into(), false),
+            (format!("route add default via {h} dev eth0"), false),
+        ]
+    );
+    // The host's namespace is let go before the instance's own side is configured.
+    let last_host = calls
+        .iter()
+        .rposition(|c| matches!(c, Call::Ip { in_host: true, .. }))
+        .expect("host commands");
+    assert!(last_host < release);
+}
+
+#[test]
+fn a_taken_slot_is_skipped_and_a_full_pool_fails_the_start() {
+    let plan = egress_plan();
+    let egress = plan.egress.clone().expect("egress");
+    let first = egress.pool.link(egress.first_slot);
+    let second = egress.pool.link(egress.first_slot + 1);
+    let mut sys = RecordingSyscalls::new();
+    sys.forks.push_back(Fork::Parent(42));
+    sys.taken = vec![first.host_if.clone()];
+    apply(&plan, &mut sys).expect("apply");
+    let creates: Vec<String> = sys
+        .calls
+        .iter()
+        .filter_map(ip_line)
+        .filter(|(l, _)| l.starts_with("link add"))
+        .map(|(l, _)| l)
+        .collect();
+    assert_eq!(creates.len(), 2);
+    assert!(creates[1].contains(&format!("peer name {} ", second.host_if)));
+    assert!(
+        sys.calls.iter().filter_map(ip_line).any(|(l, host)| host
+            && l == format!("addr add {}/30 dev {}", second.host_addr, second.host_if))
+    );
+
+    let mut full = RecordingSyscalls::new();
+    full.taken = egress
+        .candidates()
+        .map(|s| egress.pool.link(s).host_if)
+        .collect();
+    let err = apply(&plan, &mut full).expect_err("no free slot");
+    assert!(err.to_string().contains("no free instance link"), "{err}");
+    assert!(!full.calls.contains(&Call::Fork), "nothing is started");
+}
+
+#[test]
+fn without_egress_the_instance_keeps_loopback_only() {
+    let (_, calls) = program_path(&plan());
+    assert!(!calls.iter().any(|c| matches!(
+        c,
+        Call::Ip { .. } | Call::KeepHostNetns | Call::ReleaseHostNetns
+    )));
+    assert!(calls.contains(&Call::LoopbackUp));
+}

@@ -45,6 +45,7 @@ fn spec() -> InstanceSpec {
         runtime_listen: Some("127.0.0.1:9001".parse().expect("addr")),
         resolv_conf: String::new(),
         seccomp: true,
+        egress: None,
     }
 }
 
@@ -389,4 +390,32 @@ fn plans_round_trip_through_bytes() {
     let plan = Plan::build(&s).expect("plan");
     let back = Plan::from_bytes(&plan.to_bytes().expect("encode")).expect("decode");
     assert_eq!(back, plan);
+}
+
+#[test]
+fn egress_adds_a_network_section_and_disable_leaves_none() {
+    let mut s = spec();
+    assert_eq!(Plan::build(&s).expect("plan").egress, None);
+    s.egress = Some(crate::net::EgressSpec {
+        pool: crate::net::Ipv4Pool::parse("198.18.0.0/16").expect("pool"),
+        ip: "/usr/sbin/ip".into(),
+    });
+    s.resolv_conf = "nameserver 9.9.9.9\n".into();
+    let plan = Plan::build(&s).expect("plan");
+    let egress = plan.egress.as_ref().expect("egress");
+    assert_eq!(egress.pool.to_string(), "198.18.0.0/16");
+    assert!(egress.first_slot < egress.pool.slots());
+    assert!(plan.namespaces.contains(&Namespace::Net));
+    assert!(plan.mounts.contains(&MountOp::File {
+        path: "/etc/resolv.conf".into(),
+        contents: "nameserver 9.9.9.9\n".into(),
+        mode: 0o644,
+    }));
+    let again = Plan::from_bytes(&plan.to_bytes().expect("encode")).expect("decode");
+    assert_eq!(again, plan);
+    s.egress = Some(crate::net::EgressSpec {
+        pool: crate::net::Ipv4Pool::parse("198.18.0.0/16").expect("pool"),
+        ip: "ip".into(),
+    });
+    assert!(invalid(&s).contains("absolute"));
 }
