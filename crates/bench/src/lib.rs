@@ -39,13 +39,13 @@ pub enum Which {
     Throttle,
     /// B8 and B9: event acknowledgements, the drain of a backlog beside B4's synchronous throughput, and the idle
     /// enqueue-to-start latency (B9 also on PostgreSQL when STRATUS_TEST_DATABASE_URL is set and the database is
-    /// SQLite).
+    /// SQLite), then B10 (timer skew) on a server of its own.
     Events,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
     /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
     Http,
-    /// B10: timer skew, with one timer and with 1,000 due in the same second.
+    /// B10 alone: timer skew, with one timer and with 1,000 due in the same second.
     Timers,
     All,
 }
@@ -235,6 +235,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 args.samples,
             )?)?;
         }
+        // B10 on a server of its own, so the drain above leaves it no backlog.
+        let server = server_for(args, &db, "info")?;
+        emit(b10::run(&server, args.timer_secs)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;
