@@ -5,6 +5,7 @@
 
 mod accounts;
 mod aliases;
+pub mod domains;
 mod error;
 pub mod events;
 mod functions;
@@ -65,6 +66,9 @@ pub struct ControlConfig {
     /// The function listener's advertised base URL, from which function URLs are made (see
     /// [`triggers::function_url`]).
     pub function_url_base: String,
+    /// The certificate ids the operator configured (`[http.certificates]`): what an HTTPS custom domain's
+    /// `CertConfig.CertificateId` may name.
+    pub certificate_ids: Vec<String>,
 }
 
 impl Default for ControlConfig {
@@ -77,6 +81,7 @@ impl Default for ControlConfig {
             clock: Clock::system(),
             events: EventsConfig::default(),
             function_url_base: triggers::DEFAULT_URL_BASE.to_string(),
+            certificate_ids: Vec::new(),
         }
     }
 }
@@ -126,6 +131,8 @@ pub struct Control {
     pub(crate) snapshot_keys: Arc<invoke::SnapshotKeys>,
     /// Function URLs recently resolved (see `triggers::UrlCache`).
     pub(crate) url_cache: Arc<triggers::UrlCache>,
+    /// Custom domains recently resolved (see `domains::DomainCache`).
+    pub(crate) domain_cache: Arc<domains::DomainCache>,
 }
 
 impl Control {
@@ -143,6 +150,7 @@ impl Control {
             metrics: Arc::new(records::Metrics::default()),
             snapshot_keys: Arc::new(invoke::SnapshotKeys::default()),
             url_cache: Arc::new(triggers::UrlCache::default()),
+            domain_cache: Arc::new(domains::DomainCache::default()),
         }
     }
 

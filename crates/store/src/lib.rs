@@ -8,6 +8,7 @@
 mod accounts;
 mod blobs;
 mod db;
+mod domains;
 mod error;
 pub mod events;
 mod functions;
@@ -21,6 +22,7 @@ pub mod unzip;
 pub use accounts::{Account, ApiKey, Namespace};
 pub use blobs::{BlobStore, UnpackedTree, sha256_hex};
 pub use db::{Db, Dialect, SqliteSync};
+pub use domains::{DomainOrder, DomainRow};
 pub use error::{Result, StoreError};
 pub use events::{Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, NewEvent};
 pub use functions::{FunctionOrder, FunctionRow, ListQuery};

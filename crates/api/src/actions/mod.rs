@@ -1,6 +1,7 @@
 //! Action dispatch: decode the wire request, call the control plane, encode the wire response.
 
 mod aliases;
+mod domains;
 mod events;
 mod functions;
 mod invoke;
@@ -133,10 +134,12 @@ pub(crate) fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiErro
 pub const SERVED: &[&str] = &[
     "CopyFunction",
     "CreateAlias",
+    "CreateCustomDomain",
     "CreateFunction",
     "CreateNamespace",
     "CreateTrigger",
     "DeleteAlias",
+    "DeleteCustomDomain",
     "DeleteFunction",
     "DeleteFunctionVersion",
     "DeleteLayerVersion",
@@ -145,6 +148,7 @@ pub const SERVED: &[&str] = &[
     "GetAccount",
     "GetAlias",
     "GetAsyncEventStatus",
+    "GetCustomDomain",
     "GetFunction",
     "GetFunctionAddress",
     "GetFunctionEventInvokeConfig",
@@ -155,6 +159,7 @@ pub const SERVED: &[&str] = &[
     "InvokeFunction",
     "ListAliases",
     "ListAsyncEvents",
+    "ListCustomDomains",
     "ListFunctions",
     "ListLayerVersions",
     "ListLayers",
@@ -165,6 +170,7 @@ pub const SERVED: &[&str] = &[
     "PublishVersion",
     "TerminateAsyncEvent",
     "UpdateAlias",
+    "UpdateCustomDomain",
     "UpdateFunctionCode",
     "UpdateFunctionConfiguration",
     "UpdateFunctionEventInvokeConfig",
@@ -256,6 +262,11 @@ pub(crate) async fn dispatch(
         UpdateTriggerStatus => triggers::update_status,
         DeleteTrigger => triggers::delete,
         ListTriggers => triggers::list,
+        CreateCustomDomain => domains::create,
+        GetCustomDomain => domains::get,
+        ListCustomDomains => domains::list,
+        UpdateCustomDomain => domains::update,
+        DeleteCustomDomain => domains::delete,
     )
 }
 
