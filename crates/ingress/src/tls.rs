@@ -220,26 +220,87 @@ async fn connection(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_rustls::rustls::sign::{Signer, SigningKey};
+    use tokio_rustls::rustls::{SignatureAlgorithm, SignatureScheme};
 
-    fn with(ids: &[&str]) -> Certificates {
-        // Selection does not look inside the keys; any certified key will do, so build none and test by id.
-        let _ = ids;
-        Certificates::default()
+    /// A key that never signs: selection only compares which certificate comes back.
+    #[derive(Debug)]
+    struct NoKey;
+
+    impl SigningKey for NoKey {
+        fn choose_scheme(&self, _offered: &[SignatureScheme]) -> Option<Box<dyn Signer>> {
+            None
+        }
+        fn algorithm(&self) -> SignatureAlgorithm {
+            SignatureAlgorithm::ECDSA
+        }
+    }
+
+    fn certs(ids: &[&str]) -> Certificates {
+        Certificates(
+            ids.iter()
+                .map(|id| {
+                    let der = CertificateDer::from(id.as_bytes().to_vec());
+                    (
+                        id.to_string(),
+                        Arc::new(CertifiedKey::new(vec![der], Arc::new(NoKey))),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    /// The certificate id of a domain, as the listener's lookup answers it.
+    async fn lookup(name: String) -> Option<String> {
+        match name.as_str() {
+            "one.example.com" => Some("cert-one".into()),
+            "two.example.com" => Some("cert-two".into()),
+            "gone.example.com" => Some("cert-removed".into()),
+            _ => None,
+        }
+    }
+
+    fn leaf(k: Option<Arc<CertifiedKey>>) -> Option<Vec<u8>> {
+        k.map(|k| k.cert[0].as_ref().to_vec())
     }
 
     #[tokio::test]
-    async fn select_asks_for_the_sni_name_lower_cased() {
-        let certs = with(&[]);
-        let mut asked = None;
-        let got = select(&certs, Some("API.Example.com."), |n| {
-            asked = Some(n);
-            async { Some("cert-1".to_string()) }
-        })
-        .await;
-        assert_eq!(asked.as_deref(), Some("api.example.com"));
-        // No certificate configured under that id: no certificate.
-        assert!(got.is_none());
-        let none = select(&certs, None, |_| async { Some("cert-1".to_string()) }).await;
-        assert!(none.is_none());
+    async fn the_sni_name_picks_its_domains_certificate() {
+        let c = certs(&["cert-one", "cert-two"]);
+        assert_eq!(
+            leaf(select(&c, Some("one.example.com"), lookup).await),
+            Some(b"cert-one".to_vec())
+        );
+        assert_eq!(
+            leaf(select(&c, Some("TWO.Example.com."), lookup).await),
+            Some(b"cert-two".to_vec())
+        );
+        // No SNI, a name that is no HTTPS domain, a certificate no longer configured: no certificate.
+        assert!(select(&c, None, lookup).await.is_none());
+        assert!(
+            select(&c, Some("three.example.com"), lookup)
+                .await
+                .is_none()
+        );
+        assert!(select(&c, Some("gone.example.com"), lookup).await.is_none());
+    }
+
+    #[test]
+    fn loading_names_the_certificate_that_fails() {
+        let dir = std::env::temp_dir().join(format!("stratus-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let cert = dir.join("c.pem");
+        std::fs::write(&cert, "not pem").expect("write");
+        let missing = dir.join("missing.pem");
+        let e =
+            Certificates::load([("c1", cert.as_path(), missing.as_path())]).expect_err("no certs");
+        assert!(e.to_string().contains("c1"), "{e}");
+        let e =
+            Certificates::load([("c2", missing.as_path(), cert.as_path())]).expect_err("missing");
+        assert!(
+            e.to_string().contains("c2") && e.to_string().contains("missing.pem"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

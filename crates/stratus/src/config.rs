@@ -481,6 +481,39 @@ mod tests {
     }
 
     #[test]
+    fn https_listener_and_certificates() {
+        let file: FileConfig = toml::from_str(
+            "[http]\ntls_listen = \"127.0.0.1:9443\"\n[http.certificates]\n\
+             site = { cert = \"/etc/s/chain.pem\", key = \"/etc/s/key.pem\" }\n",
+        )
+        .expect("parses");
+        let s = HttpArgs::default()
+            .resolve(&file.http, "127.0.0.1:0")
+            .expect("resolves");
+        assert_eq!(s.tls_listen.as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(
+            s.certificates.get("site"),
+            Some(&CertificateFiles {
+                cert: "/etc/s/chain.pem".into(),
+                key: "/etc/s/key.pem".into()
+            })
+        );
+        let flag = HttpArgs {
+            https_listen: Some("127.0.0.1:0".into()),
+            ..HttpArgs::default()
+        };
+        let s = flag.resolve(&file.http, "127.0.0.1:0").expect("resolves");
+        assert_eq!(s.tls_listen.as_deref(), Some("127.0.0.1:0"));
+        let none = HttpArgs::default()
+            .resolve(&HttpFileConfig::default(), "127.0.0.1:0")
+            .expect("resolves");
+        assert_eq!(none.tls_listen, None);
+        assert!(
+            toml::from_str::<FileConfig>("[http.certificates]\nx = { cert = \"a\" }\n").is_err()
+        );
+    }
+
+    #[test]
     fn execution_table_parses() {
         let f: FileConfig = toml::from_str(
             r#"
