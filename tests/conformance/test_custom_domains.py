@@ -187,7 +187,7 @@ def test_https_by_sni_with_configured_certificates(stratus):
             "[http]\ntls_listen = \"127.0.0.1:0\"\n[http.certificates]\n"
             f"cert-one = {{ cert = \"{d / (one + '.pem')}\", key = \"{d / (one + '.key')}\" }}\n"
             f"cert-two = {{ cert = \"{d / (two + '.pem')}\", key = \"{d / (two + '.key')}\" }}\n")
-        srv = stratus(env={"STRATUS_CONFIG": str(cfg)})
+        srv = stratus(env={"STRATUS_CONFIG": str(cfg), "STRATUS_PUBLIC_URL": "http://*.fn.stratus.test"})
         scf = Scf(srv.client(), srv, srv.creds)
         line = [ln for ln in srv.stdout_lines if ln.startswith("stratus custom domains over HTTPS on ")]
         assert line, srv.stdout_lines
@@ -200,6 +200,12 @@ def test_https_by_sni_with_configured_certificates(stratus):
                 "EndpointsConfig": [{"Namespace": "default", "FunctionName": fn, "Qualifier": "$LATEST",
                                      "PathMatch": "/*"}]})
         assert scf.call("GetCustomDomain", {"Domain": one})["CertConfig"]["CertificateId"] == "cert-one"
+        # The function URLs' own hosts cannot be claimed as custom domains.
+        for taken in ["fn.stratus.test", "x.fn.stratus.test"]:
+            scf.error("InvalidParameterValue.Domain", "CreateCustomDomain", {
+                "Domain": taken, "Protocol": "HTTP",
+                "EndpointsConfig": [{"Namespace": "default", "FunctionName": fa, "Qualifier": "$LATEST",
+                                     "PathMatch": "/*"}]})
         # Each name gets its own certificate (the client checks it against the CA and the name).
         st, body = https_get(port, one, "/x", d / "ca.pem")
         assert st == 200 and body["fn"] == "a" and body["path"] == "/x", body

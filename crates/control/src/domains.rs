@@ -151,6 +151,20 @@ pub fn normalize_domain(d: &str) -> Result<String> {
     Ok(d)
 }
 
+/// Whether `domain` is the function listener's own host (the host of the advertised base of function URLs, or a
+/// name under its `*.` wildcard): such a domain would take every function URL's requests, so none may claim it.
+pub fn is_listener_host(function_url_base: &str, domain: &str) -> bool {
+    let Some((_, rest)) = function_url_base.split_once("://") else {
+        return false;
+    };
+    let host = rest.split('/').next().unwrap_or("");
+    let host = host_name(host);
+    match host.strip_prefix("*.") {
+        Some(parent) => domain == parent || domain.ends_with(&format!(".{parent}")),
+        None => domain == host,
+    }
+}
+
 /// A parsed path form: exact `path`, or everything at and below `prefix` (`wild`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Form<'a> {
@@ -409,6 +423,12 @@ impl Control {
     /// CreateCustomDomain.
     pub async fn create_domain(&self, caller: &Caller, spec: DomainSpec) -> Result<()> {
         let domain = normalize_domain(&spec.domain)?;
+        if is_listener_host(&self.cfg.function_url_base, &domain) {
+            return Err(invalid(
+                "Domain",
+                format!("`{domain}` is the host of this installation's function URLs."),
+            ));
+        }
         let protocol = spec.protocol.unwrap_or_default();
         let cert_id = spec.cert_id.unwrap_or_default();
         self.check_protocol(&protocol, &cert_id)?;
@@ -758,5 +778,30 @@ mod tests {
         }
         assert_eq!(host_name("API.example.com:8443"), "api.example.com");
         assert_eq!(host_name("api.example.com"), "api.example.com");
+        assert!(is_listener_host("https://fn.example.com", "fn.example.com"));
+        assert!(is_listener_host(
+            "http://fn.example.com:8080/base",
+            "fn.example.com"
+        ));
+        assert!(!is_listener_host(
+            "https://fn.example.com",
+            "api.example.com"
+        ));
+        assert!(is_listener_host(
+            "http://*.fn.example.com",
+            "fn.example.com"
+        ));
+        assert!(is_listener_host(
+            "http://*.fn.example.com",
+            "x.fn.example.com"
+        ));
+        assert!(!is_listener_host(
+            "http://*.fn.example.com",
+            "xfn.example.com"
+        ));
+        assert!(!is_listener_host(
+            "http://127.0.0.1:9080",
+            "api.example.com"
+        ));
     }
 }
