@@ -5,7 +5,9 @@ test CA), and every action's errors."""
 from __future__ import annotations
 
 import http.client
+import json
 import shutil
+import socket
 import ssl
 import stat
 import subprocess
@@ -18,9 +20,10 @@ from harness.api import Scf, unique
 from harness.zips import Entry, build
 
 ECHO = '''\
+import json
 def main_handler(event, context):
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"},
-            "body": __import__("json").dumps({"fn": "%s", "path": event["path"], "q": event["queryString"],
+            "body": json.dumps({"fn": "%s", "path": event["path"], "q": event["queryString"],
                                               "host": event["headers"].get("host")})}
 '''
 
@@ -44,7 +47,7 @@ def get(addr: tuple[str, int], host: str, path: str) -> tuple[int, dict | bytes]
         r = c.getresponse()
         body = r.read()
         try:
-            return r.status, __import__("json").loads(body)
+            return r.status, json.loads(body)
         except ValueError:
             return r.status, body
     finally:
@@ -167,11 +170,11 @@ def https_get(port: int, sni: str, path: str, ca: Path) -> tuple[int, dict]:
     # http.client sends SNI and checks the certificate against the connection's host: connect to 127.0.0.1 but
     # name the domain, as a client resolving the domain to this listener would.
     c.host = sni
-    c._create_connection = lambda addr, *a, **k: __import__("socket").create_connection(("127.0.0.1", port), *a)
+    c._create_connection = lambda addr, *a, **k: socket.create_connection(("127.0.0.1", port), *a)
     try:
         c.request("GET", path)
         r = c.getresponse()
-        return r.status, __import__("json").loads(r.read())
+        return r.status, json.loads(r.read())
     finally:
         c.close()
 
