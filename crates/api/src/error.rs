@@ -71,6 +71,8 @@ impl From<ControlError> for ApiError {
             ControlError::DeleteNamespace(_) => "FailedOperation.DeleteNamespace".into(),
             ControlError::ReservedExceedTotal(_) => "FailedOperation.ReservedExceedTotal".into(),
             ControlError::Unsupported(_) => "UnsupportedOperation".into(),
+            ControlError::DomainNotFound(_) => "FailedOperation.Domain.UnExist".into(),
+            ControlError::DomainExists(_) => "ResourceInUse".into(),
             ControlError::EventTooLarge(_) => "InvalidParameter.RequestTooLarge".into(),
             ControlError::AsyncEventNotFound(_) => "ResourceNotFound.AsyncEvent".into(),
             ControlError::AsyncEventEnded { .. } => "FailedOperation.AsyncEventStatus".into(),

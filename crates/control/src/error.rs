@@ -82,6 +82,12 @@ pub enum ControlError {
     /// TerminateAsyncEvent of an event that already ended (`FailedOperation.AsyncEventStatus`).
     #[error("asynchronous event {id} is {status}: only a RUNNING event can be terminated")]
     AsyncEventEnded { id: String, status: String },
+    /// A custom domain the caller does not have (`FailedOperation.Domain.UnExist`).
+    #[error("{0}")]
+    DomainNotFound(String),
+    /// A custom domain some account has already (`ResourceInUse`).
+    #[error("{0}")]
+    DomainExists(String),
     /// A feature Stratus does not offer (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -6,6 +6,7 @@
 mod accounts;
 mod aliases;
 mod concurrency;
+pub mod domains;
 mod error;
 pub mod events;
 mod functions;
@@ -71,6 +72,9 @@ pub struct ControlConfig {
     pub function_url_base: String,
     /// Concurrency quotas and the lease of a node's shares of them.
     pub concurrency: ConcurrencyConfig,
+    /// The certificate ids the operator configured (`[http.certificates]`): what an HTTPS custom domain's
+    /// `CertConfig.CertificateId` may name.
+    pub certificate_ids: Vec<String>,
 }
 
 impl Default for ControlConfig {
@@ -84,6 +88,7 @@ impl Default for ControlConfig {
             events: EventsConfig::default(),
             function_url_base: triggers::DEFAULT_URL_BASE.to_string(),
             concurrency: ConcurrencyConfig::default(),
+            certificate_ids: Vec::new(),
         }
     }
 }
@@ -138,6 +143,8 @@ pub struct Control {
     pub(crate) url_cache: Arc<triggers::UrlCache>,
     /// Admits invocations under the concurrency limits.
     pub(crate) admission: concurrency::Admission,
+    /// Custom domains recently resolved (see `domains::DomainCache`).
+    pub(crate) domain_cache: Arc<domains::DomainCache>,
 }
 
 impl Control {
@@ -157,6 +164,7 @@ impl Control {
             metrics: Arc::new(records::Metrics::default()),
             snapshot_keys: Arc::new(invoke::SnapshotKeys::default()),
             url_cache: Arc::new(triggers::UrlCache::default()),
+            domain_cache: Arc::new(domains::DomainCache::default()),
         }
     }
 

@@ -10,9 +10,11 @@
 
 pub mod auth;
 pub mod cors;
+pub mod domains;
 pub mod event;
 pub mod metrics;
 pub mod response;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -246,6 +248,14 @@ async fn read_body(
 async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut String) -> Reply {
     let (parts, body) = req.into_parts();
     let header = |n: header::HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
+    let tls = parts.extensions.get::<domains::OverTls>().is_some();
+    match domains::lookup(st, header(header::HOST), parts.uri.path(), tls).await {
+        Some(domains::Found::Route(t)) => {
+            return domains::serve(st, &t, parts, body, request_id, function).await;
+        }
+        Some(domains::Found::Refuse(reply)) => return reply,
+        None => {}
+    }
     let Some(r) = route(header(header::HOST), parts.uri.path()) else {
         return not_found();
     };

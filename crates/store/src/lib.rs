@@ -10,6 +10,7 @@ mod blobs;
 pub mod changes;
 mod concurrency;
 mod db;
+mod domains;
 mod error;
 pub mod events;
 mod functions;
@@ -28,6 +29,7 @@ pub use concurrency::{
     ConcurrencySettings, ReservationBounds, ReservationOutcome, ShareLimit, ShareRenewal,
 };
 pub use db::{Db, Dialect, SqliteSync};
+pub use domains::{DomainOrder, DomainRow};
 pub use error::{Result, StoreError};
 pub use events::{
     Abort, ClaimedEvent, EventEnd, EventListener, EventQuery, EventRow, EventWrite, EventWritten,

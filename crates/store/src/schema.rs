@@ -471,6 +471,24 @@ CREATE TABLE concurrency_shares (
 CREATE INDEX concurrency_shares_by_node ON concurrency_shares (node)
 "#;
 
+/// Custom domains: the domain is the key, so one domain belongs to one account installation-wide.
+const V16: &str = r#"
+CREATE TABLE custom_domains (
+    domain TEXT PRIMARY KEY,
+    app_id BIGINT NOT NULL,
+    protocol TEXT NOT NULL,
+    endpoints TEXT NOT NULL,
+    cert_id TEXT NOT NULL,
+    waf_open TEXT NOT NULL,
+    waf_instance_id TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    rev BIGINT NOT NULL,
+    add_ms BIGINT NOT NULL,
+    mod_ms BIGINT NOT NULL
+);
+CREATE INDEX custom_domains_by_account ON custom_domains (app_id, add_ms);
+"#;
+
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
@@ -543,6 +561,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "the status change log",
         sqlite: V13_SQLITE,
         postgres: V13_POSTGRES,
+    },
+    Migration {
+        version: 16,
+        name: "custom domains",
+        sqlite: V16,
+        postgres: V16,
     },
 ];
 

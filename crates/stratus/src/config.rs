@@ -42,6 +42,20 @@ pub struct HttpFileConfig {
     pub listen: Option<String>,
     /// The base URL function URLs are shown under (`STRATUS_PUBLIC_URL`, `--public-url`).
     pub public_url: Option<String>,
+    /// The HTTPS listener's address for custom domains (`STRATUS_HTTPS_LISTEN`, `--https-listen`); none by default.
+    pub tls_listen: Option<String>,
+    /// The certificates an HTTPS custom domain's `CertConfig.CertificateId` may name, by id:
+    /// `[http.certificates] <id> = { cert = "chain.pem", key = "key.pem" }` (PEM files, read at start).
+    #[serde(default)]
+    pub certificates: std::collections::BTreeMap<String, CertificateFiles>,
+}
+
+/// One configured certificate: its PEM chain (leaf first) and its PEM private key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Flags and variables of the function listener (`serve` only).
@@ -54,6 +68,9 @@ pub struct HttpArgs {
     /// one host per URL [default: http://<the listener's address>].
     #[arg(long = "public-url", env = "STRATUS_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// The HTTPS listener's address for custom domains (certificates by SNI) [default: none].
+    #[arg(long = "https-listen", env = "STRATUS_HTTPS_LISTEN")]
+    pub https_listen: Option<String>,
 }
 
 /// The function listener's settings in force.
@@ -62,6 +79,9 @@ pub struct HttpSettings {
     pub listen: String,
     /// `None`: `http://` and the address the listener is bound to.
     pub public_url: Option<String>,
+    /// The HTTPS listener's address, if there is one.
+    pub tls_listen: Option<String>,
+    pub certificates: std::collections::BTreeMap<String, CertificateFiles>,
 }
 
 pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:9080";
@@ -91,7 +111,17 @@ impl HttpArgs {
                 "public_url `{u}` must be an http:// or https:// URL"
             );
         }
-        Ok(HttpSettings { listen, public_url })
+        let tls_listen = self
+            .https_listen
+            .clone()
+            .or(file.tls_listen.clone())
+            .filter(|l| !l.is_empty());
+        Ok(HttpSettings {
+            listen,
+            public_url,
+            tls_listen,
+            certificates: file.certificates.clone(),
+        })
     }
 }
 
@@ -602,6 +632,7 @@ mod tests {
         let flags = HttpArgs {
             http_listen: Some("127.0.0.1:7000".into()),
             public_url: Some("http://*.fn.test".into()),
+            https_listen: None,
         };
         let s = r(&flags, &file.http, "127.0.0.1:9000");
         assert_eq!(s.listen, "127.0.0.1:7000");
@@ -609,6 +640,7 @@ mod tests {
         let bad = HttpArgs {
             http_listen: None,
             public_url: Some("fn.example.com".into()),
+            https_listen: None,
         };
         assert!(bad.resolve(&none, "127.0.0.1:9000").is_err());
     }
@@ -640,6 +672,39 @@ mod tests {
             toml::from_str("[sandbox]\negress_pool = \"198.18.0.1/16\"\n").expect("parse");
         assert!(bad.sandbox.resolve().is_err());
         assert!(toml::from_str::<FileConfig>("[sandbox]\negres = true\n").is_err());
+    }
+
+    #[test]
+    fn https_listener_and_certificates() {
+        let file: FileConfig = toml::from_str(
+            "[http]\ntls_listen = \"127.0.0.1:9443\"\n[http.certificates]\n\
+             site = { cert = \"/etc/s/chain.pem\", key = \"/etc/s/key.pem\" }\n",
+        )
+        .expect("parses");
+        let s = HttpArgs::default()
+            .resolve(&file.http, "127.0.0.1:0")
+            .expect("resolves");
+        assert_eq!(s.tls_listen.as_deref(), Some("127.0.0.1:9443"));
+        assert_eq!(
+            s.certificates.get("site"),
+            Some(&CertificateFiles {
+                cert: "/etc/s/chain.pem".into(),
+                key: "/etc/s/key.pem".into()
+            })
+        );
+        let flag = HttpArgs {
+            https_listen: Some("127.0.0.1:0".into()),
+            ..HttpArgs::default()
+        };
+        let s = flag.resolve(&file.http, "127.0.0.1:0").expect("resolves");
+        assert_eq!(s.tls_listen.as_deref(), Some("127.0.0.1:0"));
+        let none = HttpArgs::default()
+            .resolve(&HttpFileConfig::default(), "127.0.0.1:0")
+            .expect("resolves");
+        assert_eq!(none.tls_listen, None);
+        assert!(
+            toml::from_str::<FileConfig>("[http.certificates]\nx = { cert = \"a\" }\n").is_err()
+        );
     }
 
     #[test]

@@ -385,9 +385,24 @@ async fn serve(
         .public_url
         .clone()
         .unwrap_or_else(|| format!("http://{http_addr}"));
+    // Custom domains' certificates, and the HTTPS listener that serves them by SNI.
+    let certs = ingress::tls::Certificates::load(
+        http.certificates
+            .iter()
+            .map(|(id, f)| (id.as_str(), f.cert.as_path(), f.key.as_path())),
+    )?;
+    let tls_listener = match &http.tls_listen {
+        Some(l) => Some(
+            tokio::net::TcpListener::bind(l)
+                .await
+                .with_context(|| format!("binding the HTTPS listener {l}"))?,
+        ),
+        None => None,
+    };
     let ctl = ctl
         .with_engine(engine.clone())
-        .with_function_url_base(url_base.clone());
+        .with_function_url_base(url_base.clone())
+        .with_certificate_ids(certs.ids().cloned());
     ensure_dev_account(&ctl, &settings.data_dir).await?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let node = format!("{}-{}", hostname(), std::process::id());
@@ -472,11 +487,19 @@ async fn serve(
         },
         http_metrics,
     );
+    let functions_tls = functions.clone();
     tracing::info!(%addr, %http_addr, %url_base, database = %redact(&settings.database_url), data_dir = %settings.data_dir.display(), "serving");
     {
         // The function listener's line comes first: a client waiting for the API's line then has both.
         let mut out = std::io::stdout().lock();
         writeln!(out, "stratus function URLs on http://{http_addr}")?;
+        if let Some(l) = &tls_listener {
+            writeln!(
+                out,
+                "stratus custom domains over HTTPS on {}",
+                l.local_addr()?
+            )?;
+        }
         writeln!(out, "stratus listening on http://{addr}")?;
         out.flush()?;
     }
@@ -490,12 +513,21 @@ async fn serve(
         let stop = stopped(signal_rx.clone());
         tokio::spawn(async move { api::serve(http_listener, functions, &cfg, stop).await })
     };
+    let tls_task = tls_listener.map(|l| {
+        let stop = stopped(signal_rx.clone());
+        let router = functions_tls;
+        let ctl = ctl.clone();
+        tokio::spawn(async move { ingress::tls::serve(l, router, ctl, certs, stop).await })
+    });
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = signal_tx.send(true);
     });
     api::serve(listener, app, &api_cfg, stopped(signal_rx)).await;
     let _ = function_listener.await;
+    if let Some(t) = tls_task {
+        let _ = t.await;
+    }
     let _ = stop_tx.send(true);
     let _ = workers.await;
     let _ = timers.await;

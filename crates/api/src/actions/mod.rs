@@ -2,6 +2,7 @@
 
 mod aliases;
 mod concurrency;
+mod domains;
 mod events;
 mod functions;
 mod invoke;
@@ -134,10 +135,12 @@ pub(crate) fn to_value<T: Serialize>(v: &T) -> Result<serde_json::Value, ApiErro
 pub const SERVED: &[&str] = &[
     "CopyFunction",
     "CreateAlias",
+    "CreateCustomDomain",
     "CreateFunction",
     "CreateNamespace",
     "CreateTrigger",
     "DeleteAlias",
+    "DeleteCustomDomain",
     "DeleteFunction",
     "DeleteFunctionVersion",
     "DeleteLayerVersion",
@@ -147,6 +150,7 @@ pub const SERVED: &[&str] = &[
     "GetAccount",
     "GetAlias",
     "GetAsyncEventStatus",
+    "GetCustomDomain",
     "GetFunction",
     "GetFunctionAddress",
     "GetFunctionEventInvokeConfig",
@@ -158,6 +162,7 @@ pub const SERVED: &[&str] = &[
     "InvokeFunction",
     "ListAliases",
     "ListAsyncEvents",
+    "ListCustomDomains",
     "ListFunctions",
     "ListLayerVersions",
     "ListLayers",
@@ -170,6 +175,7 @@ pub const SERVED: &[&str] = &[
     "PutTotalConcurrencyConfig",
     "TerminateAsyncEvent",
     "UpdateAlias",
+    "UpdateCustomDomain",
     "UpdateFunctionCode",
     "UpdateFunctionConfiguration",
     "UpdateFunctionEventInvokeConfig",
@@ -265,6 +271,11 @@ pub(crate) async fn dispatch(
         GetReservedConcurrencyConfig => concurrency::get_reserved,
         DeleteReservedConcurrencyConfig => concurrency::delete_reserved,
         PutTotalConcurrencyConfig => concurrency::put_total,
+        CreateCustomDomain => domains::create,
+        GetCustomDomain => domains::get,
+        ListCustomDomains => domains::list,
+        UpdateCustomDomain => domains::update,
+        DeleteCustomDomain => domains::delete,
     )
 }
 
