@@ -1,6 +1,8 @@
 //! Content-addressed blobs (code and layer zips) in a local directory: `blobs/<sha256>`, written to a temporary
 //! file, fsynced, renamed into place and the directory fsynced, so a blob is durable before any record that
 //! references it commits. Unpacked trees live beside them under `unpacked/<sha256>` and are derived data.
+//! Small packages are not written here when uploaded: `Store::put_blob` keeps them in the database, and a copy
+//! arrives here only when an instance needs the tree (`Store::ensure_local_blob`).
 //!
 //! Each process works in a temporary directory of its own, `tmp/<pid>-<stamp>-<n>/`, whose `lock` file it holds
 //! (`flock`) for as long as its blob store lives. Nothing else touches a live process's directory: only `serve`
