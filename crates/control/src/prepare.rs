@@ -2,10 +2,14 @@
 //! unpacks safely within limits, the handler file (or an executable `scf_bootstrap`/`bootstrap`) exists, and
 //! every bound layer version is there and unpacks too. Each problem becomes a `StatusReason` naming the file,
 //! entry or layer.
-
-use std::path::Path;
+//!
+//! The code is checked, not unpacked: every entry is decompressed and its checksum verified in memory
+//! (`store::unzip::check`), and the entry point is looked up in the resulting listing. The tree is written on
+//! this node's disk when an instance first needs it, so creating a function makes no file; a snapshot that is
+//! `Active` unpacks.
 
 use model::{CodeRef, LayerRef, Snapshot, StatusReason};
+use store::unzip::{ListedKind, Listing};
 use store::{BlobStore, StoreError};
 
 /// Caps on what one snapshot may unpack to.
@@ -67,19 +71,19 @@ fn handler_candidates(runtime: &str, handler: &str) -> Option<Vec<String>> {
     Some(exts.iter().map(|e| format!("{file}{e}")).collect())
 }
 
-/// Checks the unpacked code tree against the configuration's entry point.
-pub(crate) fn check_entry_point(tree: &Path, snap: &Snapshot) -> Option<StatusReason> {
+/// Checks the code package's listing against the configuration's entry point.
+pub(crate) fn check_entry_point(tree: &Listing, snap: &Snapshot) -> Option<StatusReason> {
     let cfg = &snap.config;
     if cfg.runtime == "CustomRuntime" || cfg.function_type == "HTTP" {
         let found = ["scf_bootstrap", "bootstrap"]
             .iter()
-            .any(|f| store::unzip::is_executable_file(&tree.join(f)));
+            .any(|f| tree.kind(f, true) == Some(ListedKind::File { executable: true }));
         if found {
             return None;
         }
         let present = ["scf_bootstrap", "bootstrap"]
             .iter()
-            .find(|f| tree.join(f).symlink_metadata().is_ok());
+            .find(|f| tree.kind(f, false).is_some());
         return Some(StatusReason::new(
             "InvalidParameterValue.Handler",
             match present {
@@ -98,12 +102,9 @@ pub(crate) fn check_entry_point(tree: &Path, snap: &Snapshot) -> Option<StatusRe
         ));
     }
     let candidates = handler_candidates(&cfg.runtime, &cfg.handler)?;
-    let found = candidates.iter().any(|c| {
-        tree.join(c)
-            .symlink_metadata()
-            .map(|m| m.is_file())
-            .unwrap_or(false)
-    });
+    let found = candidates
+        .iter()
+        .any(|c| matches!(tree.kind(c, false), Some(ListedKind::File { .. })));
     if found {
         None
     } else {
@@ -117,22 +118,23 @@ pub(crate) fn check_entry_point(tree: &Path, snap: &Snapshot) -> Option<StatusRe
     }
 }
 
-/// Unpacks the code and the given layers' contents and checks the entry point. Blocking: run it on a blocking
-/// thread. Returns the reasons it cannot serve (empty: ready).
+/// Checks the code package (its bytes, `zip`) and the entry point, and unpacks the given layers' contents.
+/// Blocking: run it on a blocking thread. Returns the reasons it cannot serve (empty: ready).
 pub(crate) fn prepare_blocking(
     blobs: &BlobStore,
     snap: &Snapshot,
+    zip: &[u8],
     layers: &[(LayerRef, CodeRef)],
     limits: &PrepareLimits,
 ) -> Vec<StatusReason> {
     let mut budget = limits.max_unpacked_bytes;
-    let code = match blobs.ensure_unpacked(&snap.code.sha256, &limits.unzip(budget)) {
+    let code = match store::unzip::check(zip, &limits.unzip(budget)) {
         Ok(t) => t,
-        Err(e) => return vec![reason_for_unpack("code package", e)],
+        Err(e) => return vec![reason_for_unpack("code package", e.into())],
     };
-    budget = budget.saturating_sub(code.bytes);
+    budget = budget.saturating_sub(code.unpacked.bytes);
     let mut reasons = Vec::new();
-    if let Some(r) = check_entry_point(&code.path, snap) {
+    if let Some(r) = check_entry_point(&code, snap) {
         reasons.push(r);
     }
     for (l, content) in layers {
@@ -173,34 +175,66 @@ mod tests {
         }
     }
 
+    fn listing(entries: &[testkit::zips::Entry<'_>]) -> Listing {
+        store::unzip::check(
+            &testkit::zips::build(entries),
+            &store::unzip::UnzipLimits::default(),
+        )
+        .expect("check")
+    }
+
     #[test]
     fn entry_points() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let t = dir.path();
-        std::fs::write(t.join("index.py"), "def main_handler(e, c): return e").expect("write");
-        std::fs::write(t.join("app.js"), "exports.h = async () => 1").expect("write");
-        assert!(check_entry_point(t, &snap("Python3.9", "index.main_handler")).is_none());
-        assert!(check_entry_point(t, &snap("Nodejs18.15", "app.h")).is_none());
+        use testkit::zips::{Entry, file};
+        let t = listing(&[
+            file("index.py", b"def main_handler(e, c): return e"),
+            file("app.js", b"exports.h = async () => 1"),
+            Entry::Symlink {
+                name: "linked.py",
+                target: "index.py",
+            },
+        ]);
+        assert!(check_entry_point(&t, &snap("Python3.9", "index.main_handler")).is_none());
+        assert!(check_entry_point(&t, &snap("Nodejs18.15", "app.h")).is_none());
         let missing =
-            check_entry_point(t, &snap("Python3.9", "main.main_handler")).expect("reason");
+            check_entry_point(&t, &snap("Python3.9", "main.main_handler")).expect("reason");
         assert!(missing.message.contains("main.py"), "{}", missing.message);
-        let no_boot = check_entry_point(t, &snap("CustomRuntime", "x.y")).expect("reason");
+        // A handler file must be a regular file, as before an instance imports it.
+        assert!(check_entry_point(&t, &snap("Python3.9", "linked.main_handler")).is_some());
+        let no_boot = check_entry_point(&t, &snap("CustomRuntime", "x.y")).expect("reason");
         assert!(no_boot.message.contains("scf_bootstrap"));
-        std::fs::write(t.join("scf_bootstrap"), "#!/bin/sh\n").expect("write");
-        let not_exec = check_entry_point(t, &snap("CustomRuntime", "x.y")).expect("reason");
+        let t = listing(&[file("scf_bootstrap", b"#!/bin/sh\n")]);
+        let not_exec = check_entry_point(&t, &snap("CustomRuntime", "x.y")).expect("reason");
         assert!(
             not_exec.message.contains("not an executable"),
             "{}",
             not_exec.message
         );
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(
-            t.join("scf_bootstrap"),
-            std::fs::Permissions::from_mode(0o755),
-        )
-        .expect("chmod");
-        assert!(check_entry_point(t, &snap("CustomRuntime", "x.y")).is_none());
+        let exec = |name| Entry::File {
+            name,
+            mode: 0o755,
+            data: b"#!/bin/sh\n",
+        };
+        let t = listing(&[exec("scf_bootstrap")]);
+        assert!(check_entry_point(&t, &snap("CustomRuntime", "x.y")).is_none());
+        // A symlink to an executable inside the package does; one to a directory does not.
+        let t = listing(&[
+            exec("bin/start"),
+            Entry::Symlink {
+                name: "bootstrap",
+                target: "bin/start",
+            },
+        ]);
+        assert!(check_entry_point(&t, &snap("CustomRuntime", "x.y")).is_none());
+        let t = listing(&[
+            exec("bin/start"),
+            Entry::Symlink {
+                name: "bootstrap",
+                target: "bin",
+            },
+        ]);
+        assert!(check_entry_point(&t, &snap("CustomRuntime", "x.y")).is_some());
         // Java handlers live in a jar: not checked here.
-        assert!(check_entry_point(t, &snap("Java8", "a.B::c")).is_none());
+        assert!(check_entry_point(&t, &snap("Java8", "a.B::c")).is_none());
     }
 }

@@ -461,8 +461,9 @@ impl Control {
             }
         }
         if reasons.is_empty() {
-            // On a cluster the package may have been uploaded through another node.
-            self.store.ensure_local_blob(&snapshot.code.sha256).await?;
+            // The code is checked from its bytes (from the database for a small package, or uploaded through
+            // another node on a cluster); layers are unpacked here, once per content.
+            let zip = self.store.read_blob(&snapshot.code.sha256).await?;
             for (_, content) in &layers {
                 self.store.ensure_local_blob(&content.sha256).await?;
             }
@@ -470,7 +471,7 @@ impl Control {
             let limits = self.cfg.prepare.clone();
             let snap = snapshot.clone();
             reasons = tokio::task::spawn_blocking(move || {
-                prepare_blocking(&blobs, &snap, &layers, &limits)
+                prepare_blocking(&blobs, &snap, &zip, &layers, &limits)
             })
             .await
             .map_err(|e| ControlError::Internal(format!("preparation panicked: {e}")))?;

@@ -1,6 +1,8 @@
 //! Content-addressed blobs (code and layer zips) in a local directory: `blobs/<sha256>`, written to a temporary
 //! file, fsynced, renamed into place and the directory fsynced, so a blob is durable before any record that
 //! references it commits. Unpacked trees live beside them under `unpacked/<sha256>` and are derived data.
+//! Small packages are not written here when uploaded: `Store::put_blob` keeps them in the database, and a copy
+//! arrives here only when an instance needs the tree (`Store::ensure_local_blob`).
 //!
 //! Each process works in a temporary directory of its own, `tmp/<pid>-<stamp>-<n>/`, whose `lock` file it holds
 //! (`flock`) for as long as its blob store lives. Nothing else touches a live process's directory: only `serve`
@@ -28,6 +30,21 @@ use model::CodeRef;
 pub struct UnpackedTree {
     pub path: PathBuf,
     pub bytes: u64,
+    /// Whether this call unpacked it (false: it was in place already).
+    pub unpacked_now: bool,
+}
+
+/// Unpacks of the same content in one process wait for each other (the first one unpacks, the others find its
+/// tree), keyed by the first byte of the address.
+static UNPACKING: [std::sync::Mutex<()>; 64] = [const { std::sync::Mutex::new(()) }; 64];
+
+fn unpack_lock(sha256: &str) -> std::sync::MutexGuard<'static, ()> {
+    let i = sha256
+        .get(..2)
+        .and_then(|h| usize::from_str_radix(h, 16).ok())
+        .unwrap_or(0)
+        % UNPACKING.len();
+    UNPACKING[i].lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The blob directory.
@@ -347,8 +364,10 @@ impl BlobStore {
         self.locate(sha256).is_some()
     }
     /// The blob unpacked under `unpacked/<sha256>`, unpacking it first if needed (into a temporary directory
-    /// renamed into place, so a half-unpacked tree is never seen). Idempotent; safe to race.
+    /// renamed into place, so a half-unpacked tree is never seen). Idempotent; safe to race: within a process
+    /// concurrent callers unpack once, across processes the first rename wins.
     pub fn ensure_unpacked(&self, sha256: &str, limits: &UnzipLimits) -> Result<UnpackedTree> {
+        let _one_at_a_time = unpack_lock(sha256);
         let path = self.unpacked_path(sha256);
         let size_file = self.root.join("unpacked").join(format!("{sha256}.bytes"));
         // The size file is written before the tree is renamed into place, so a tree in place always has one.
@@ -360,7 +379,11 @@ impl BlobStore {
         if path.is_dir()
             && let Some(bytes) = read_size()
         {
-            return Ok(UnpackedTree { path, bytes });
+            return Ok(UnpackedTree {
+                path,
+                bytes,
+                unpacked_now: false,
+            });
         }
         let zip = self.read(sha256)?;
         let tmp = self.temp_path(sha256);
@@ -395,6 +418,7 @@ impl BlobStore {
         Ok(UnpackedTree {
             path,
             bytes: unpacked.bytes,
+            unpacked_now: true,
         })
     }
 

@@ -45,10 +45,6 @@ pub use sqlx::Error as SqlxError;
 pub use ticks::{SkippedTicks, TickOutcome, TickPlan, TickRow};
 pub use triggers::{TriggerOrder, TriggerQuery, TriggerRow};
 
-/// The database's clock in milliseconds since the Unix epoch (PostgreSQL), so that every node of a cluster
-/// stamps and ages the shared blobs by the same clock.
-const PG_NOW_MS: &str = "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
-
 /// Holds a blob collection between two of its steps when a test configures the fail point (`failpoints`
 /// feature); nothing otherwise. Evaluated off the async threads, since a paused fail point blocks its thread.
 #[cfg(feature = "failpoints")]
@@ -67,11 +63,16 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Packages up to this many bytes live in the database's `blobs` table only (see [`Store::put_blob`]).
+pub const DEFAULT_INLINE_BLOB_BYTES: u64 = 64 * 1024;
+
 /// The metadata database and the blob directory.
 #[derive(Clone)]
 pub struct Store {
     pub(crate) db: Db,
     pub blobs: BlobStore,
+    /// Packages up to this size are kept in the `blobs` table instead of a file of their own.
+    inline_max: u64,
     /// The database URL on PostgreSQL, for the event queue's LISTEN connection.
     pub(crate) pg_url: Option<std::sync::Arc<str>>,
 }
@@ -82,7 +83,18 @@ impl Store {
         let db = Db::connect(url, sync).await?;
         let blobs = BlobStore::open(data_dir)?;
         let pg_url = (db.dialect == Dialect::Postgres).then(|| std::sync::Arc::from(url));
-        Ok(Store { db, blobs, pg_url })
+        Ok(Store {
+            db,
+            blobs,
+            pg_url,
+            inline_max: DEFAULT_INLINE_BLOB_BYTES,
+        })
+    }
+
+    /// Packages up to `bytes` long are stored in the database only (0: every package gets a file).
+    pub fn with_inline_blob_bytes(mut self, bytes: u64) -> Store {
+        self.inline_max = bytes;
+        self
     }
 
     pub fn dialect(&self) -> Dialect {
@@ -93,16 +105,41 @@ impl Store {
         self.db.schema_version().await
     }
 
-    /// Whether blobs are shared through the database (several nodes on PostgreSQL) besides the local directory.
+    /// Whether every package is also kept in the database (several nodes share PostgreSQL), not only small ones.
     fn shared_blobs(&self) -> bool {
         self.db.dialect == Dialect::Postgres
     }
 
-    /// Stores a package durably before any record refers to it: in the local blob directory (fsynced) and, on
-    /// PostgreSQL, in the shared `blobs` table so that every node can fetch it. Storing bytes that are already
-    /// there restarts their grace period in both places (a function deleted and created again with the same zip
-    /// must not lose it to a collection that saw it unreferenced), by the database's clock on the shared table.
+    /// Stores a package durably before any record refers to it. Where its bytes live is the store's choice:
+    ///
+    /// - A small package (up to the inline size, 64 KiB unless configured) is one row of the `blobs` table, on
+    ///   either database: no file, no inode, no fsync of its own (the row commits like any other). Lifecycle
+    ///   throughput is bound by file creation on a busy disk, and most packages are small.
+    /// - A larger one is a file in the local blob directory (fsynced) and, on PostgreSQL, also a row of the
+    ///   shared table so that every node can fetch it.
+    ///
+    /// A local file is a cache of a row whenever both exist ([`Store::ensure_local_blob`] writes one when a
+    /// package is unpacked for an instance). Storing bytes that are already there restarts their grace period in
+    /// every place (a function deleted and created again with the same zip must not lose it to a collection that
+    /// saw it unreferenced), by the database's clock on the table.
     pub async fn put_blob(&self, bytes: Vec<u8>) -> Result<model::CodeRef> {
+        let now = self.db.dialect.now_ms_sql();
+        if bytes.len() as u64 <= self.inline_max {
+            let code = model::CodeRef {
+                sha256: sha256_hex(&bytes),
+                size: bytes.len() as u64,
+            };
+            sqlx::query(&format!(
+                "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, {now}) \
+                 ON CONFLICT (sha256) DO UPDATE SET created_ms = EXCLUDED.created_ms"
+            ))
+            .bind(&code.sha256)
+            .bind(bytes)
+            .execute(&self.db.write)
+            .await?;
+            // A local copy, if any, is a cache of the row: a collection may take it, the row stays.
+            return Ok(code);
+        }
         let blobs = self.blobs.clone();
         let (code, bytes) =
             tokio::task::spawn_blocking(move || blobs.put(&bytes).map(|c| (c, bytes)))
@@ -114,7 +151,7 @@ impl Store {
         if self.shared_blobs() {
             // Most re-uploads find the row: refresh it without sending the content again.
             let refreshed = sqlx::query(&format!(
-                "UPDATE blobs SET created_ms = {PG_NOW_MS} WHERE sha256 = $1"
+                "UPDATE blobs SET created_ms = {now} WHERE sha256 = $1"
             ))
             .bind(&code.sha256)
             .execute(&self.db.write)
@@ -122,7 +159,7 @@ impl Store {
             .rows_affected();
             if refreshed == 0 {
                 sqlx::query(&format!(
-                    "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, {PG_NOW_MS}) \
+                    "INSERT INTO blobs (sha256, content, created_ms) VALUES ($1, $2, {now}) \
                      ON CONFLICT (sha256) DO UPDATE SET created_ms = EXCLUDED.created_ms"
                 ))
                 .bind(&code.sha256)
@@ -134,16 +171,8 @@ impl Store {
         Ok(code)
     }
 
-    /// Makes sure a blob is in the local directory, fetching it from the shared table when another node stored it.
-    pub async fn ensure_local_blob(&self, sha256: &str) -> Result<()> {
-        if self.blobs.exists(sha256) {
-            return Ok(());
-        }
-        if !self.shared_blobs() {
-            return Err(StoreError::BlobMissing {
-                sha256: sha256.to_string(),
-            });
-        }
+    /// A package's bytes from the `blobs` table, checked against their address.
+    async fn table_blob(&self, sha256: &str) -> Result<Vec<u8>> {
         use sqlx::Row;
         let row = sqlx::query("SELECT content FROM blobs WHERE sha256 = $1")
             .bind(sha256)
@@ -153,42 +182,41 @@ impl Store {
                 sha256: sha256.to_string(),
             })?;
         let bytes: Vec<u8> = row.try_get("content")?;
-        let blobs = self.blobs.clone();
-        let want = sha256.to_string();
-        tokio::task::spawn_blocking(move || {
-            let code = blobs.put(&bytes)?;
-            if code.sha256 == want {
-                Ok(())
-            } else {
-                Err(StoreError::corrupt(
-                    "blobs.content",
-                    format!("content of {want} hashes to {}", code.sha256),
-                ))
-            }
-        })
-        .await
-        .map_err(|e| StoreError::Io {
-            path: "blobs".into(),
-            source: std::io::Error::other(e.to_string()),
-        })?
+        let got = sha256_hex(&bytes);
+        if got != sha256 {
+            return Err(StoreError::corrupt(
+                "blobs.content",
+                format!("content of {sha256} hashes to {got}"),
+            ));
+        }
+        Ok(bytes)
     }
 
-    /// The bytes of a blob, from the local directory or the shared table.
+    /// Makes sure a blob is in the local directory (to be unpacked there), writing it from the `blobs` table
+    /// when it is a small package or another node stored it.
+    pub async fn ensure_local_blob(&self, sha256: &str) -> Result<()> {
+        if self.blobs.exists(sha256) {
+            return Ok(());
+        }
+        let bytes = self.table_blob(sha256).await?;
+        self.blocking(move |b| b.put(&bytes).map(|_| ())).await
+    }
+
+    /// The bytes of a blob, from the local directory or the `blobs` table. Writes no file.
     pub async fn read_blob(&self, sha256: &str) -> Result<Vec<u8>> {
-        self.ensure_local_blob(sha256).await?;
-        let blobs = self.blobs.clone();
-        let sha = sha256.to_string();
-        tokio::task::spawn_blocking(move || blobs.read(&sha))
-            .await
-            .map_err(|e| StoreError::Io {
-                path: "blobs".into(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        if self.blobs.exists(sha256) {
+            let sha = sha256.to_string();
+            match self.blocking(move |b| b.read(&sha)).await {
+                Err(StoreError::BlobMissing { .. }) => {}
+                other => return other,
+            }
+        }
+        self.table_blob(sha256).await
     }
 
     /// Collects blobs no record references and nobody uploaded in the last `grace` (which covers an upload whose
-    /// record has not committed yet), locally and, on PostgreSQL, in the shared table. Returns how many local
-    /// blobs went.
+    /// record has not committed yet), locally and in the `blobs` table (small packages on either database, every
+    /// package on PostgreSQL). Returns how many blobs went (each counted once, wherever it lived).
     ///
     /// A record that commits while this runs never loses its blob, on one node or on a cluster (each node with
     /// its own blob directory, all sharing the `blobs` table):
@@ -207,14 +235,13 @@ impl Store {
         let local_cutoff = std::time::SystemTime::now()
             .checked_sub(grace)
             .unwrap_or(std::time::SystemTime::UNIX_EPOCH);
-        let shared_cutoff = if self.shared_blobs() {
-            let now: i64 = sqlx::query(&format!("SELECT {PG_NOW_MS} AS now"))
+        // Small packages live in the table on either database, so it is collected on both.
+        let shared_cutoff = {
+            let now: i64 = sqlx::query(&format!("SELECT {} AS now", self.db.dialect.now_ms_sql()))
                 .fetch_one(&self.db.read)
                 .await?
                 .try_get("now")?;
             Some(now - i64::try_from(grace.as_millis()).unwrap_or(i64::MAX))
-        } else {
-            None
         };
         let referenced = self.referenced_blobs().await?;
         let mut shared = Vec::new();
@@ -235,6 +262,7 @@ impl Store {
             .await?;
         pause_point("collect-blobs-chosen").await;
         let moved = self.blocking(move |b| b.move_aside(&candidates)).await?;
+        let moved_here: std::collections::HashSet<String> = moved.iter().cloned().collect();
         pause_point("collect-blobs-moved").await;
         let referenced = match self.referenced_blobs().await {
             Ok(r) => r,
@@ -246,18 +274,22 @@ impl Store {
                 return Err(e);
             }
         };
-        let removed = {
+        let mut removed = {
             let referenced = referenced.clone();
             self.blocking(move |b| b.settle(&moved, &referenced, local_cutoff))
                 .await?
         };
         if let Some(cutoff) = shared_cutoff {
             for sha in shared.iter().filter(|s| !referenced.contains(*s)) {
-                sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND created_ms < $2")
+                let gone = sqlx::query("DELETE FROM blobs WHERE sha256 = $1 AND created_ms < $2")
                     .bind(sha)
                     .bind(cutoff)
                     .execute(&self.db.write)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                if gone > 0 && !moved_here.contains(sha) {
+                    removed += 1;
+                }
             }
         }
         Ok(removed)

@@ -369,7 +369,99 @@ pub fn unpack_with_budget(
     budget: &mut Budget,
 ) -> Result<Unpacked, UnzipError> {
     check_destination(dest)?;
+    let (done, _) = walk(zip, Some(dest), limits, budget)?;
+    tracing::debug!(
+        files = done.files,
+        dirs = done.dirs,
+        symlinks = done.symlinks,
+        bytes = done.bytes,
+        dest = %dest.display(),
+        "unpacked archive"
+    );
+    Ok(done)
+}
 
+/// Everything [`unpack`] checks, without writing anything: every entry's data is decompressed and its checksum
+/// verified, every name, kind, symlink target and limit checked as if unpacking. An archive that passes unpacks
+/// (short of the disk failing), and the listing answers what the unpacked tree would hold.
+pub fn check(zip: &[u8], limits: &UnzipLimits) -> Result<Listing, UnzipError> {
+    let mut budget = Budget::new(limits.max_unpacked_bytes);
+    let (unpacked, nodes) = walk(zip, None, limits, &mut budget)?;
+    Ok(Listing { unpacked, nodes })
+}
+
+/// What an archive that passed [`check`] unpacks to.
+#[derive(Debug)]
+pub struct Listing {
+    /// What unpacking it creates.
+    pub unpacked: Unpacked,
+    nodes: HashMap<String, Node>,
+}
+
+/// The kind of a path in a [`Listing`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListedKind {
+    Dir,
+    /// A regular file and whether any execute bit is set once unpacked.
+    File {
+        executable: bool,
+    },
+    Symlink,
+}
+
+impl Listing {
+    /// What `path` (relative, `/`-separated) would be in the unpacked tree: symlinks in its directories are
+    /// followed within the package, and so is a final symlink when `follow` is set (like `metadata`; without,
+    /// like `symlink_metadata`). `None` when nothing is there or a link leads outside the package.
+    pub fn kind(&self, path: &str, follow: bool) -> Option<ListedKind> {
+        let mut todo: Vec<String> = path.rsplit('/').map(str::to_owned).collect();
+        let mut cur: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            match c.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    cur.pop()?;
+                    continue;
+                }
+                _ => {}
+            }
+            cur.push(c);
+            match self.nodes.get(&cur.join("/"))? {
+                Node::Symlink { target } => {
+                    if todo.iter().all(|t| t.is_empty() || t == ".") && !follow {
+                        return Some(ListedKind::Symlink);
+                    }
+                    hops += 1;
+                    if hops > 40 {
+                        return None;
+                    }
+                    cur.pop();
+                    let target = std::str::from_utf8(target).ok()?;
+                    todo.extend(target.rsplit('/').map(str::to_owned));
+                }
+                Node::File { mode } => {
+                    if todo.iter().any(|t| !t.is_empty() && t != ".") {
+                        return None;
+                    }
+                    return Some(ListedKind::File {
+                        executable: mode & 0o111 != 0,
+                    });
+                }
+                Node::Dir { .. } => {}
+            }
+        }
+        Some(ListedKind::Dir)
+    }
+}
+
+/// Checks (and with a destination, writes) every entry of an archive.
+fn walk(
+    zip: &[u8],
+    dest: Option<&Path>,
+    limits: &UnzipLimits,
+    budget: &mut Budget,
+) -> Result<(Unpacked, HashMap<String, Node>), UnzipError> {
     // Refuse an archive that declares too many entries before the zip
     // reader builds its index of them.
     if let Some(declared) = declared_entry_count(zip)
@@ -429,15 +521,7 @@ pub fn unpack_with_budget(
         state.entry(&mut archive, index, record)?;
     }
     state.finish_dirs()?;
-    tracing::debug!(
-        files = state.done.files,
-        dirs = state.done.dirs,
-        symlinks = state.done.symlinks,
-        bytes = state.done.bytes,
-        dest = %dest.display(),
-        "unpacked archive"
-    );
-    Ok(state.done)
+    Ok((state.done, state.nodes))
 }
 
 /// True if `path` is a regular file with any execute bit set. A symlink
@@ -694,22 +778,28 @@ fn dir_mode(mode: Option<u32>) -> u32 {
 }
 
 /// What this call created at a path.
+#[derive(Debug)]
 enum Node {
     /// A directory; `mode` is its final mode.
     Dir {
         explicit: bool,
         mode: u32,
     },
-    File,
-    Symlink,
+    /// A regular file and its final mode.
+    File {
+        mode: u32,
+    },
+    Symlink {
+        target: Vec<u8>,
+    },
 }
 
 impl Node {
     fn describe(&self) -> &'static str {
         match self {
             Node::Dir { .. } => "directory",
-            Node::File => "file",
-            Node::Symlink => "symlink",
+            Node::File { .. } => "file",
+            Node::Symlink { .. } => "symlink",
         }
     }
 }
@@ -724,7 +814,8 @@ struct EntryInfo {
 }
 
 struct State<'a> {
-    dest: &'a Path,
+    /// Where to write; `None` to check only.
+    dest: Option<&'a Path>,
     limits: &'a UnzipLimits,
     budget: &'a mut Budget,
     /// File content bytes written for this archive.
@@ -832,11 +923,11 @@ impl State<'_> {
             None => {}
         }
 
-        let target = self.dest.join(&path);
+        let target = self.dest.map(|d| d.join(&path));
         self.check_parent_on_disk(entry, &path)?;
         match kind {
             Kind::Dir => {
-                self.make_dir(&target)?;
+                self.make_dir(target.as_deref())?;
                 self.nodes.insert(
                     path,
                     Node::Dir {
@@ -850,8 +941,9 @@ impl State<'_> {
                 let data = archive
                     .by_index(index)
                     .map_err(|e| corrupt(entry, e.to_string()))?;
-                self.write_file(&info, data, &target, file_mode(mode))?;
-                self.nodes.insert(path, Node::File);
+                let mode = file_mode(mode);
+                self.write_file(&info, data, target.as_deref(), mode)?;
+                self.nodes.insert(path, Node::File { mode });
                 self.done.files += 1;
             }
             Kind::Symlink => {
@@ -867,9 +959,16 @@ impl State<'_> {
                         reason,
                     }
                 })?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&link_target), &target)
-                    .map_err(io_err(&target))?;
-                self.nodes.insert(path, Node::Symlink);
+                if let Some(target) = &target {
+                    std::os::unix::fs::symlink(OsStr::from_bytes(&link_target), target)
+                        .map_err(io_err(target))?;
+                }
+                self.nodes.insert(
+                    path,
+                    Node::Symlink {
+                        target: link_target,
+                    },
+                );
                 self.done.symlinks += 1;
             }
         }
@@ -891,7 +990,8 @@ impl State<'_> {
                     });
                 }
                 None => {
-                    self.make_dir(&self.dest.join(parent))?;
+                    let dir = self.dest.map(|d| d.join(parent));
+                    self.make_dir(dir.as_deref())?;
                     self.nodes.insert(
                         parent.to_owned(),
                         Node::Dir {
@@ -908,9 +1008,9 @@ impl State<'_> {
     /// Belt and braces: the directory an entry is created in must be a real
     /// directory on disk, not a symlink.
     fn check_parent_on_disk(&self, entry: &str, path: &str) -> Result<(), UnzipError> {
-        let parent = match path.rfind('/') {
-            Some(at) => self.dest.join(&path[..at]),
-            None => return Ok(()),
+        let parent = match (self.dest, path.rfind('/')) {
+            (Some(dest), Some(at)) => dest.join(&path[..at]),
+            _ => return Ok(()),
         };
         let meta = fs::symlink_metadata(&parent).map_err(io_err(&parent))?;
         if meta.file_type().is_dir() {
@@ -928,12 +1028,14 @@ impl State<'_> {
         }
     }
 
-    fn make_dir(&mut self, path: &Path) -> Result<(), UnzipError> {
+    fn make_dir(&mut self, path: Option<&Path>) -> Result<(), UnzipError> {
         // Owner-only while unpacking; final modes are set by `finish_dirs`.
-        DirBuilder::new()
-            .mode(0o700)
-            .create(path)
-            .map_err(io_err(path))?;
+        if let Some(path) = path {
+            DirBuilder::new()
+                .mode(0o700)
+                .create(path)
+                .map_err(io_err(path))?;
+        }
         self.done.dirs += 1;
         Ok(())
     }
@@ -962,17 +1064,22 @@ impl State<'_> {
         &mut self,
         info: &EntryInfo,
         mut data: impl Read,
-        target: &Path,
+        target: Option<&Path>,
         mode: u32,
     ) -> Result<(), UnzipError> {
         let entry = info.name.as_str();
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(target)
-            .map_err(io_err(target))?;
+        let mut file = match target {
+            Some(target) => Some(
+                OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(target)
+                    .map_err(io_err(target))?,
+            ),
+            None => None,
+        };
         let mut written = 0u64;
         loop {
             let n = match data.read(&mut self.buf) {
@@ -998,7 +1105,9 @@ impl State<'_> {
                     limit,
                 });
             }
-            file.write_all(&self.buf[..n]).map_err(io_err(target))?;
+            if let (Some(file), Some(target)) = (&mut file, target) {
+                file.write_all(&self.buf[..n]).map_err(io_err(target))?;
+            }
             written = after;
             self.archive_bytes += chunk;
             self.budget.remaining -= chunk;
@@ -1010,16 +1119,21 @@ impl State<'_> {
                 format!("header says {} bytes but the data has {written}", info.size),
             ));
         }
-        file.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err(target))?;
+        if let (Some(file), Some(target)) = (&file, target) {
+            file.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(io_err(target))?;
+        }
         Ok(())
     }
 
     /// Gives every directory its final mode, without following symlinks.
     fn finish_dirs(&self) -> Result<(), UnzipError> {
+        let Some(dest) = self.dest else {
+            return Ok(());
+        };
         for (path, node) in &self.nodes {
             if let Node::Dir { mode, .. } = node {
-                let full = self.dest.join(path);
+                let full = dest.join(path);
                 let dir = OpenOptions::new()
                     .read(true)
                     .custom_flags(libc::O_NOFOLLOW | libc::O_DIRECTORY)
@@ -1424,6 +1538,81 @@ mod tests {
         assert!(is_executable_file(&dest.join("scf_bootstrap")));
         // Containment is judged against the link's own directory.
         assert!(!is_executable_file(&dest.join("bin/tool")));
+    }
+
+    #[test]
+    fn check_lists_what_unpack_writes_without_writing() {
+        let zip = build(|w| {
+            file(w, "lib/real.so", 0o755, b"ELF")?;
+            file(w, "index.py", 0o644, b"def main_handler(e, c): return e")?;
+            w.add_symlink("lib/link.so", "real.so", opts(0o777))?;
+            w.add_symlink("bin/tool", "../lib/./real.so", opts(0o777))?;
+            w.add_symlink("self", ".", opts(0o777))?;
+            w.add_symlink("a/b/root", "../..", opts(0o777))?;
+            w.add_symlink("dangling", "not/there", opts(0o777))?;
+            w.add_symlink("loop", "loop", opts(0o777))?;
+            w.add_symlink("scf_bootstrap", "lib/real.so", opts(0o777))
+        });
+        let listing = check(&zip, &UnzipLimits::default()).expect("check");
+        let (_, done) = unpack_ok(&zip);
+        assert_eq!(listing.unpacked, done);
+        let exec = Some(ListedKind::File { executable: true });
+        assert_eq!(listing.kind("scf_bootstrap", true), exec);
+        assert_eq!(
+            listing.kind("scf_bootstrap", false),
+            Some(ListedKind::Symlink)
+        );
+        assert_eq!(listing.kind("bin/tool", true), exec);
+        assert_eq!(listing.kind("self/a/b/root/lib/link.so", true), exec);
+        assert_eq!(
+            listing.kind("index.py", false),
+            Some(ListedKind::File { executable: false })
+        );
+        assert_eq!(listing.kind("lib", false), Some(ListedKind::Dir));
+        assert_eq!(listing.kind("a/b/root", true), Some(ListedKind::Dir));
+        assert_eq!(listing.kind("dangling", true), None);
+        assert_eq!(listing.kind("dangling", false), Some(ListedKind::Symlink));
+        assert_eq!(listing.kind("loop", true), None);
+        assert_eq!(listing.kind("index.py/x", false), None);
+        assert_eq!(listing.kind("../index.py", false), None);
+        assert_eq!(listing.kind("missing.py", false), None);
+    }
+
+    #[test]
+    fn check_refuses_what_unpack_refuses_with_the_same_error() {
+        let mut crc = build(|w| {
+            w.start_file(
+                "a.txt",
+                SimpleFileOptions::default().compression_method(CompressionMethod::Stored),
+            )?;
+            w.write_all(b"hello world")?;
+            Ok(())
+        });
+        let (_, _, local) = headers(&crc)[0].clone();
+        crc[local + 30 + "a.txt".len()] ^= 0xff;
+        let mut short = one_file("short.txt");
+        set_size(&mut short, "short.txt", 10);
+        let cases = [
+            crc,
+            short,
+            one_file("../up.txt"),
+            build(|w| w.add_symlink("l", "/etc/passwd", opts(0o777))),
+            build(|w| {
+                file(w, "f", 0o644, b"x")?;
+                file(w, "f/g", 0o644, b"y")
+            }),
+            zeros_zip("zeros", 2 * MIB),
+            b"not a zip".to_vec(),
+        ];
+        let limits = UnzipLimits {
+            max_unpacked_bytes: MIB,
+            ..UnzipLimits::default()
+        };
+        for zip in &cases {
+            let checked = check(zip, &limits).expect_err("check should fail");
+            let (_, unpacked) = unpack_err_with(zip, &limits);
+            assert_eq!(checked.to_string(), unpacked.to_string());
+        }
     }
 
     #[test]

@@ -23,12 +23,47 @@ struct Env {
 
 impl Env {
     async fn new(b: &Backend) -> Env {
+        Env::with_inline(b, store::DEFAULT_INLINE_BLOB_BYTES).await
+    }
+
+    /// With packages up to `inline` bytes kept in the database only (0: every package in a file).
+    async fn with_inline(b: &Backend, inline: u64) -> Env {
         let db = fresh_database_url(b);
         let dir = tempfile::tempdir().expect("data dir");
         let store = Store::open(db.url(), dir.path(), SqliteSync::Normal)
             .await
-            .expect("open store");
+            .expect("open store")
+            .with_inline_blob_bytes(inline);
         Env { store, db, dir }
+    }
+
+    /// Makes a package look uploaded an hour ago, wherever it is kept.
+    async fn age_blob(&self, sha256: &str) {
+        let path = self.store.blobs.path(sha256);
+        if path.is_file() {
+            std::fs::File::options()
+                .append(true)
+                .open(&path)
+                .and_then(|f| {
+                    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600))
+                })
+                .expect("age the local blob");
+        }
+        exec(
+            self,
+            &format!(
+                "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{sha256}'"
+            ),
+        )
+        .await;
+    }
+
+    /// How many rows of the `blobs` table hold this package.
+    async fn blob_rows(&self, sha256: &str) -> i64 {
+        self.count(&format!(
+            "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{sha256}'"
+        ))
+        .await
     }
 
     /// Another handle on the same database and blobs (as a second process would have).
@@ -991,7 +1026,6 @@ async fn exec(env: &Env, sql: &str) {
 }
 
 /// Records a function whose pending code is `code`; returns the row and its operation.
-#[cfg(feature = "failpoints")]
 async fn create_with(env: &Env, name: &str, code: CodeRef, now: i64) -> (FunctionRow, NewOp) {
     let row = new_function(name, code, now);
     let op = new_op("CreateFunction", &row.id, now);
@@ -1069,12 +1103,22 @@ static FAILPOINT_TESTS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new((
 #[cfg(feature = "failpoints")]
 async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
     let _serial = FAILPOINT_TESTS.lock().await;
-    let env = Env::new(&b).await;
+    // Packages in files, and small packages kept in the database only.
+    for inline in [0, store::DEFAULT_INLINE_BLOB_BYTES] {
+        collection_racing_a_create(&b, inline).await;
+    }
+}
+
+#[cfg(feature = "failpoints")]
+async fn collection_racing_a_create(b: &Backend, inline: u64) {
+    let env = Env::with_inline(b, inline).await;
     // Another node: its own blob directory, the same database.
     let node_b_dir = tempfile::tempdir().expect("node b dir");
     let node_b = Store::open(env.db.url(), node_b_dir.path(), SqliteSync::Normal)
         .await
-        .expect("node b");
+        .expect("node b")
+        .with_inline_blob_bytes(inline);
+    let shared = b.is_postgres() || inline > 0;
     let grace = Duration::from_secs(60);
     let mut round = 0u32;
     for point in ["collect-blobs-chosen", "collect-blobs-moved"] {
@@ -1096,22 +1140,12 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
                 )
                 .await
                 .expect("delete the first function");
-            let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
-            std::fs::File::options()
-                .append(true)
-                .open(env.store.blobs.path(&code.sha256))
-                .and_then(|f| f.set_modified(an_hour_ago))
-                .expect("age the local blob");
-            if b.is_postgres() {
-                exec(
-                    &env,
-                    &format!(
-                        "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
-                        code.sha256
-                    ),
-                )
-                .await;
-            }
+            assert_eq!(
+                env.store.blobs.path(&code.sha256).is_file(),
+                inline == 0,
+                "a small package makes no file"
+            );
+            env.age_blob(&code.sha256).await;
 
             let held = Held::at(point);
             let collector = {
@@ -1122,8 +1156,9 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
             if point == "collect-blobs-moved" {
                 // Moved aside, the blob is still found by readers (a worker preparing a record that committed
                 // during the collection).
-                assert!(
+                assert_eq!(
                     env.store.blobs.exists(&code.sha256),
+                    inline == 0,
                     "round {round}: found while aside"
                 );
                 assert_eq!(
@@ -1141,12 +1176,20 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
                 .expect("collector task")
                 .expect("collection");
 
-            assert!(
-                env.store.blobs.path(&code.sha256).is_file(),
-                "round {round} ({point}): the committed record's blob is in place"
-            );
+            if inline == 0 {
+                assert!(
+                    env.store.blobs.path(&code.sha256).is_file(),
+                    "round {round} ({point}): the committed record's blob is in place"
+                );
+            } else {
+                assert_eq!(
+                    env.blob_rows(&code.sha256).await,
+                    1,
+                    "round {round} ({point})"
+                );
+            }
             assert_eq!(env.store.read_blob(&code.sha256).await.expect("read"), zip);
-            if b.is_postgres() {
+            if shared {
                 assert_eq!(
                     node_b
                         .read_blob(&code.sha256)
@@ -1162,7 +1205,7 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
                 .collect_blobs(Duration::ZERO)
                 .await
                 .expect("collect");
-            assert!(env.store.blobs.exists(&code.sha256));
+            assert_eq!(env.store.read_blob(&code.sha256).await.expect("kept"), zip);
             let row = env
                 .store
                 .function_by_id(&second.id)
@@ -1185,76 +1228,151 @@ async fn collection_racing_a_create_of_the_same_zip_keeps_its_blob(b: Backend) {
         .put_blob(zips::python_hello_v(4_999))
         .await
         .expect("orphan");
-    std::fs::File::options()
-        .append(true)
-        .open(env.store.blobs.path(&orphan.sha256))
-        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
-        .expect("age");
-    if b.is_postgres() {
-        exec(
-            &env,
-            &format!(
-                "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
-                orphan.sha256
-            ),
-        )
-        .await;
-    }
+    env.age_blob(&orphan.sha256).await;
     assert_eq!(env.store.collect_blobs(grace).await.expect("collect"), 1);
     assert!(!env.store.blobs.exists(&orphan.sha256));
-    if b.is_postgres() {
-        assert_eq!(
-            env.count(&format!(
-                "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{}'",
-                orphan.sha256
-            ))
-            .await,
-            0
-        );
-    }
+    assert_eq!(env.blob_rows(&orphan.sha256).await, 0);
+    assert!(matches!(
+        env.store.read_blob(&orphan.sha256).await,
+        Err(StoreError::BlobMissing { .. })
+    ));
     node_b.close().await;
 }
 
 /// A re-upload of bytes already in the shared table restarts their grace period there too.
 async fn re_upload_restarts_the_grace_period(b: Backend) {
-    let env = Env::new(&b).await;
-    let zip = zips::python_hello_v(4_998);
-    let code = env.store.put_blob(zip.clone()).await.expect("upload");
-    std::fs::File::options()
-        .append(true)
-        .open(env.store.blobs.path(&code.sha256))
-        .and_then(|f| f.set_modified(std::time::SystemTime::now() - Duration::from_secs(3600)))
-        .expect("age");
-    if b.is_postgres() {
-        exec(
-            &env,
-            &format!(
-                "UPDATE blobs SET created_ms = created_ms - 3600000 WHERE sha256 = '{}'",
-                code.sha256
-            ),
-        )
-        .await;
+    for inline in [0, store::DEFAULT_INLINE_BLOB_BYTES] {
+        let env = Env::with_inline(&b, inline).await;
+        let zip = zips::python_hello_v(4_998);
+        let code = env.store.put_blob(zip.clone()).await.expect("upload");
+        env.age_blob(&code.sha256).await;
+        env.store.put_blob(zip.clone()).await.expect("upload again");
+        // Unreferenced, but uploaded just now: a collection with a minute's grace keeps it everywhere.
+        assert_eq!(
+            env.store
+                .collect_blobs(Duration::from_secs(60))
+                .await
+                .expect("collect"),
+            0
+        );
+        assert_eq!(env.store.read_blob(&code.sha256).await.expect("kept"), zip);
+        assert_eq!(env.store.blobs.exists(&code.sha256), inline == 0);
+        if b.is_postgres() || inline > 0 {
+            assert_eq!(
+                env.count(&format!(
+                    "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{}' AND created_ms > 0",
+                    code.sha256
+                ))
+                .await,
+                1
+            );
+        }
     }
-    env.store.put_blob(zip).await.expect("upload again");
-    // Unreferenced, but uploaded just now: a collection with a minute's grace keeps it everywhere.
+}
+
+/// Small packages live in the `blobs` table only: no file until an instance needs the tree; then the local copy
+/// and its tree are a cache that a collection may take while the row stays, and an unreferenced old row goes.
+async fn small_packages_live_in_the_database(b: Backend) {
+    let env = Env::new(&b).await;
+    let small = zips::python_hello_v(4_997);
+    let code = env.store.put_blob(small.clone()).await.expect("upload");
+    assert!(
+        !env.store.blobs.exists(&code.sha256),
+        "no file for a small package"
+    );
+    assert_eq!(env.blob_rows(&code.sha256).await, 1);
+    assert_eq!(
+        env.store.read_blob(&code.sha256).await.expect("read"),
+        small
+    );
+    assert!(
+        !env.store.blobs.exists(&code.sha256),
+        "reading writes no file"
+    );
+    // A large package is a file (and, on PostgreSQL only, a row too).
+    let large_env = Env::with_inline(&b, 16).await;
+    let large = large_env
+        .store
+        .put_blob(small.clone())
+        .await
+        .expect("upload large");
+    assert!(large_env.store.blobs.path(&large.sha256).is_file());
+    assert_eq!(
+        large_env.blob_rows(&large.sha256).await,
+        i64::from(b.is_postgres())
+    );
+
+    // Referenced by a function being created: kept by collections, whatever its age.
+    let (f, op) = create_with(&env, "small", code.clone(), 1_000).await;
+    env.age_blob(&code.sha256).await;
+    assert_eq!(
+        env.store
+            .collect_blobs(Duration::ZERO)
+            .await
+            .expect("collect"),
+        0
+    );
+    assert_eq!(env.blob_rows(&code.sha256).await, 1);
+    // The first instance start writes the local copy and unpacks it, once.
+    env.store
+        .ensure_local_blob(&code.sha256)
+        .await
+        .expect("local copy");
+    let tree = env
+        .store
+        .blobs
+        .ensure_unpacked(&code.sha256, &store::unzip::UnzipLimits::default())
+        .expect("unpack");
+    assert!(tree.unpacked_now && tree.path.join("index.py").is_file());
+    // Deleted, its row, local copy and tree all go once old.
+    let claimed = claim_id(&env.store, "deleter", &op.id).await;
+    env.store
+        .finish_op(
+            &claimed,
+            Finish::DeleteFunction { key: f.key.clone() },
+            2_000,
+        )
+        .await
+        .expect("delete");
+    env.age_blob(&code.sha256).await;
     assert_eq!(
         env.store
             .collect_blobs(Duration::from_secs(60))
             .await
             .expect("collect"),
-        0
+        1
     );
-    assert!(env.store.blobs.exists(&code.sha256));
-    if b.is_postgres() {
-        assert_eq!(
-            env.count(&format!(
-                "SELECT COUNT(*) AS n FROM blobs WHERE sha256 = '{}' AND created_ms > 0",
-                code.sha256
-            ))
-            .await,
-            1
-        );
-    }
+    assert_eq!(env.blob_rows(&code.sha256).await, 0);
+    assert!(!env.store.blobs.exists(&code.sha256));
+    assert!(!tree.path.exists());
+    large_env.store.close().await;
+}
+
+/// Concurrent first unpacks of one package in a process: one unpacks, the others find its tree.
+async fn concurrent_first_unpacks_unpack_once(b: Backend) {
+    let env = Env::new(&b).await;
+    let code = env.code(4_996);
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let blobs = env.store.blobs.clone();
+            let sha = code.sha256.clone();
+            std::thread::spawn(move || {
+                blobs
+                    .ensure_unpacked(&sha, &store::unzip::UnzipLimits::default())
+                    .expect("unpack")
+            })
+        })
+        .collect();
+    let trees: Vec<_> = handles
+        .into_iter()
+        .map(|h| h.join().expect("thread"))
+        .collect();
+    assert_eq!(trees.iter().filter(|t| t.unpacked_now).count(), 1);
+    assert!(
+        trees
+            .windows(2)
+            .all(|w| w[0].path == w[1].path && w[0].bytes == w[1].bytes)
+    );
 }
 
 /// An Active version `v` of `f` (published through the recorded path).
@@ -1438,6 +1556,8 @@ on_both_backends_async!(
     layer_version_numbers_are_never_reused,
     blob_put_is_durable_and_idempotent,
     collect_keeps_referenced_blobs,
+    small_packages_live_in_the_database,
+    concurrent_first_unpacks_unpack_once,
 );
 
 on_both_backends_async!(

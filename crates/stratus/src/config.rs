@@ -15,6 +15,7 @@ pub struct FileConfig {
     pub database_url: Option<String>,
     pub workers: Option<usize>,
     pub sqlite_sync: Option<String>,
+    pub inline_blob_bytes: Option<u64>,
     pub gc_interval_secs: Option<u64>,
     pub gc_grace_secs: Option<u64>,
     pub log_retention_days: Option<u64>,
@@ -513,6 +514,8 @@ pub struct Settings {
     pub database_url: String,
     pub workers: usize,
     pub sqlite_sync: store::SqliteSync,
+    /// Packages up to this size are kept in the database only.
+    pub inline_blob_bytes: u64,
     pub gc_interval_secs: u64,
     pub gc_grace_secs: u64,
     pub log_retention_days: u64,
@@ -584,6 +587,9 @@ impl Settings {
             database_url,
             workers: workers.or(file.workers).unwrap_or(4),
             sqlite_sync,
+            inline_blob_bytes: file
+                .inline_blob_bytes
+                .unwrap_or(store::DEFAULT_INLINE_BLOB_BYTES),
             gc_interval_secs: file.gc_interval_secs.unwrap_or(60),
             gc_grace_secs: file.gc_grace_secs.unwrap_or(600),
             log_retention_days: file.log_retention_days.unwrap_or(7),

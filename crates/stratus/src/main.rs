@@ -142,7 +142,8 @@ async fn open(settings: &Settings) -> anyhow::Result<Control> {
         settings.sqlite_sync,
     )
     .await
-    .with_context(|| format!("opening the store at {}", redact(&settings.database_url)))?;
+    .with_context(|| format!("opening the store at {}", redact(&settings.database_url)))?
+    .with_inline_blob_bytes(settings.inline_blob_bytes);
     Ok(Control::new(
         store,
         ControlConfig {

@@ -43,6 +43,10 @@ fn create_becomes_active(b: Backend) {
     assert_eq!(v["Environment"]["Variables"][0]["Key"], "GREETING");
     assert_eq!(v["StatusReasons"], json!([]));
     assert!(s(&v, "FunctionId").starts_with("lam-"), "{v}");
+    // A small package is a database row: Active, and still no file or tree of it (the first instance unpacks).
+    let sha = store::sha256_hex(&zip);
+    assert!(!srv.data_dir().join("blobs").join(&sha).exists());
+    assert!(!srv.data_dir().join("unpacked").join(&sha).exists());
 
     c.ok(
         "CreateFunction",
@@ -70,6 +74,16 @@ fn create_becomes_active(b: Backend) {
     let listed = c.ok("ListFunctions", json!({"SearchKey": "node"}));
     assert_eq!(listed["TotalCount"], 1, "{listed}");
     assert_eq!(listed["Functions"][0]["Status"], "Active");
+}
+
+/// A package whose central directory is sound but whose `index.py` data is damaged (a flipped byte): only
+/// reading the data finds it, and preparation does, so `Active` never names a package that cannot unpack.
+fn damaged_data() -> Vec<u8> {
+    let mut zip = zips::python_hello();
+    let le16 = |at: usize| usize::from(u16::from_le_bytes([zip[at], zip[at + 1]]));
+    let data = 30 + le16(26) + le16(28);
+    zip[data + 1] ^= 0xff;
+    zip
 }
 
 /// Each bad package: (name, zip, runtime, handler, what the reason must name).
@@ -129,6 +143,13 @@ fn bad_packages() -> Vec<(
             "Python3.9",
             "index.main_handler",
             "zip",
+        ),
+        (
+            "damaged",
+            damaged_data(),
+            "Python3.9",
+            "index.main_handler",
+            "index.py",
         ),
         (
             "not-exec",
