@@ -13,6 +13,7 @@ mod layers;
 mod prepare;
 mod records;
 pub mod triggers;
+pub mod web;
 pub mod worker;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use tokio::sync::Notify;
 
 pub use accounts::{AccountUsage, NewAccount};
 pub use aliases::AliasSpec;
-pub use engine::{FunctionError, InvokeOutcome};
+pub use engine::{FunctionError, InvokeOutcome, WebDone, WebReply, WebRequest};
 pub use error::{ControlError, Result};
 pub use events::{EventsConfig, ListEvents};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};
