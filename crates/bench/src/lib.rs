@@ -34,7 +34,7 @@ pub enum Which {
     Invoke,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
-    /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
+    /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server); B11, B12, B14: a web function behind its URL (floors: the same server started directly).
     Http,
     All,
 }
@@ -177,6 +177,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Http {
         let server = server_for(args, &db, "info")?;
         emit(http_bench::run(&server, args.calls)?)?;
+        emit(http_bench::run_web(&server, args.calls)?)?;
     }
     if args.which == Which::Soak {
         let server = server_for(args, &db, "info")?;
