@@ -223,10 +223,12 @@ pub fn run(server: &Server, calls: usize) -> anyhow::Result<Section> {
     Ok(s)
 }
 
-/// The web function's server: `ok` to every request, HTTP/1.1 keep-alive, a thread per connection.
+/// The web function's server: `ok` to every request, HTTP/1.1 keep-alive, a thread per connection, TCP_NODELAY
+/// (http.server writes the head and the body apart, which Nagle's algorithm would hold for a delayed ACK).
 const WEB_SERVER: &str = r#"import http.server, os
 class H(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
     def log_message(self, *a):
         pass
     def do_GET(self):

@@ -426,7 +426,14 @@ impl HttpBody for Streamed {
                 this.lease = None;
                 Poll::Ready(None)
             }
-            Poll::Ready(Some(Ok(f))) => Poll::Ready(Some(Ok(f))),
+            Poll::Ready(Some(Ok(f))) => {
+                // The last frame: the exchange is over before the client can see it end, so its next request
+                // finds the instance free again.
+                if this.inner.is_end_stream() {
+                    this.lease = None;
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
             Poll::Ready(Some(Err(e))) => {
                 if let Some(mut l) = this.lease.take() {
                     let why = l.instance.check().unwrap_or(status::PROCESS_EXITED);
@@ -596,11 +603,13 @@ impl Engine {
                 lease.reusable = true;
                 let (parts, body) = resp.into_parts();
                 lease.slot = Some(slot);
+                // A response without a body ends with its head.
+                let lease = (!body.is_end_stream()).then_some(lease);
                 let streamed = Streamed {
                     inner: body,
                     deadline: Box::pin(tokio::time::sleep_until(deadline)),
                     timeout_s,
-                    lease: Some(lease),
+                    lease,
                 };
                 return Ok(WebReply {
                     result: Ok(Response::from_parts(parts, Body::new(streamed))),
