@@ -115,7 +115,6 @@ pub(crate) struct WebInstance {
     net: Net,
     inflight: AtomicU32,
     max: u32,
-    generation: u64,
     state: Mutex<WebState>,
 }
 
@@ -250,8 +249,9 @@ impl WebPools {
         self.pools.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// An instance of `key` with room for one more request (counted), if there is one.
-    fn take(&self, key: &str, generation: u64) -> Option<Arc<WebInstance>> {
+    /// An instance of `key` with room for one more request (counted), if there is one. (The event pools'
+    /// generations do not apply: a retired snapshot's web instances leave the map at once.)
+    fn take(&self, key: &str) -> Option<Arc<WebInstance>> {
         let mut pools = self.lock();
         let list = pools.get_mut(key)?;
         list.retain(|i| {
@@ -259,7 +259,7 @@ impl WebPools {
             st.dead.is_none() && !(st.retiring && i.inflight.load(Ordering::Acquire) == 0)
         });
         for i in list.iter() {
-            if i.generation != generation || i.lock().retiring {
+            if i.lock().retiring {
                 continue;
             }
             let n = i.inflight.load(Ordering::Acquire);
@@ -507,15 +507,15 @@ impl Engine {
         req: WebRequest,
     ) -> Result<WebReply, EngineError> {
         let inner = self.inner();
-        let (slot, _warm, generation, evicted) = self.admit(spec)?;
+        let (slot, _warm, _generation, evicted) = self.admit(spec)?;
         drop(evicted);
         let (done_tx, done_rx) = oneshot::channel();
         let started = Instant::now();
         let max = req.max_concurrency.clamp(1, 100);
         let mut init = None;
-        let instance = match inner.web.take(&spec.key, generation) {
+        let instance = match inner.web.take(&spec.key) {
             Some(i) => i,
-            None => match self.start_web(spec, max, generation).await {
+            None => match self.start_web(spec, max).await {
                 Ok((i, report)) => {
                     init = Some(report);
                     inner.web.add(&spec.key, i.clone());
@@ -641,7 +641,6 @@ impl Engine {
         &self,
         spec: &FunctionSpec,
         max: u32,
-        generation: u64,
     ) -> Result<(Arc<WebInstance>, InitReport), StartFailure> {
         let inner = self.inner();
         let t0 = Instant::now();
@@ -695,7 +694,6 @@ impl Engine {
             net,
             inflight: AtomicU32::new(1),
             max,
-            generation,
             state: Mutex::new(WebState {
                 dead: None,
                 retiring: false,
