@@ -401,15 +401,6 @@ def test_listener_metrics(py_url, server):
     assert "stratus_http_request_duration_seconds_count" in text
 
 
-def test_a_web_function_behind_a_url_answers_a_clear_error(scf):
-    fn = scf.create_function(zip_bytes=pkg({"scf_bootstrap": CUSTOM_BOOTSTRAP}, {"scf_bootstrap": 0o755}),
-                             runtime="CustomRuntime", handler=None, Type="HTTP")
-    r = request(url_of(create_url(scf, fn)))
-    assert r.status == 501 and r.header("X-Scf-Request-Id"), r.body
-    e = r.json()
-    assert e["statusCode"] == 501 and "web function" in e["errorMessage"], e
-
-
 def test_a_wildcard_public_url_routes_by_host(stratus):
     srv = stratus(env={"STRATUS_PUBLIC_URL": "http://*.fn.stratus.test", "STRATUS_LOG": "info,stratus::http=debug"})
     from harness.api import Scf

@@ -43,7 +43,7 @@ pub enum Which {
     Events,
     /// A mixed load for `--minutes`, with the server's memory, open files and threads each minute.
     Soak,
-    /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server).
+    /// B13: an event function behind a function URL (floors: a direct Invoke, a bare hyper server); B11, B12, B14: a web function behind its URL (floors: the same server started directly).
     Http,
     /// B10 alone: timer skew, with one timer and with 1,000 due in the same second.
     Timers,
@@ -200,6 +200,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.which == Which::Http {
         let server = server_for(args, &db, "info")?;
         emit(http_bench::run(&server, args.calls)?)?;
+        emit(http_bench::run_web(&server, args.calls)?)?;
     }
     if args.which == Which::Timers {
         let server = server_for(args, &db, "info")?;

@@ -303,6 +303,9 @@ impl Control {
             return Err(ControlError::EventTooLarge(inv.event.len()));
         }
         let t = self.resolve(caller, &inv).await?;
+        if t.snap.config.function_type == "HTTP" {
+            return Err(crate::web::not_invocable(&t.key.name));
+        }
         let event = String::from_utf8(inv.event).map_err(|_| {
             model::InvalidValue::new("ClientContext", "the event must be UTF-8 JSON.")
         })?;

@@ -124,6 +124,9 @@ impl Control {
     pub async fn invoke(&self, caller: &Caller, inv: Invocation) -> Result<InvokeOutcome> {
         self.engine()?;
         let t = self.resolve(caller, &inv).await?;
+        if t.snap.config.function_type == "HTTP" {
+            return Err(crate::web::not_invocable(&t.key.name));
+        }
         self.run(caller, &t, &inv.region, inv.event, None, 0, None)
             .await
     }
@@ -285,7 +288,7 @@ impl Control {
     }
 
     /// The engine's view of a snapshot, with its code and layers unpacked on this node.
-    async fn function_spec(
+    pub(crate) async fn function_spec(
         &self,
         caller: &Caller,
         key: &FunctionKey,

@@ -16,6 +16,7 @@ mod prepare;
 mod records;
 pub mod timers;
 pub mod triggers;
+pub mod web;
 pub mod worker;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use tokio::sync::Notify;
 pub use accounts::{AccountUsage, NewAccount};
 pub use aliases::AliasSpec;
 pub use concurrency::{ConcurrencyConfig, ConcurrencyUsage, NamespaceConcurrency};
-pub use engine::{FunctionError, InvokeOutcome};
+pub use engine::{FunctionError, InvokeOutcome, WebDone, WebReply, WebRequest};
 pub use error::{ControlError, Result};
 pub use events::{EventsConfig, ListEvents};
 pub use functions::{CreateFunction, FunctionView, ListFunctions, VersionList};

@@ -21,10 +21,12 @@ pub struct Engine {
     inner: Arc<Inner>,
 }
 
-struct Inner {
-    cfg: EngineConfig,
-    launcher: Arc<dyn Launcher>,
+pub(crate) struct Inner {
+    pub(crate) cfg: EngineConfig,
+    pub(crate) launcher: Arc<dyn Launcher>,
     runtimes: Runtimes,
+    /// Web functions' instances (`crate::web`).
+    pub(crate) web: crate::web::WebPools,
     state: Mutex<State>,
     generations: AtomicU64,
 }
@@ -68,7 +70,7 @@ fn function_key(spec: &FunctionSpec) -> String {
 }
 
 /// A reserved concurrency slot; gives it back when dropped (also when the invocation future is cancelled).
-struct Slot {
+pub(crate) struct Slot {
     inner: Arc<Inner>,
     key: String,
     function: String,
@@ -120,6 +122,7 @@ impl Engine {
             cfg,
             launcher,
             state: Mutex::new(State::default()),
+            web: Default::default(),
             generations: AtomicU64::new(0),
         });
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
@@ -131,6 +134,10 @@ impl Engine {
     /// Whether this installation can run the runtime (probes the host's interpreter on first use: blocking).
     pub fn is_runtime_available(&self, runtime: &str) -> bool {
         self.inner.runtimes.interpreter(runtime).is_some()
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// Runs one invocation on a warm instance of the snapshot, or on a new one.
@@ -280,7 +287,7 @@ impl Engine {
     /// Reserves a slot under the limits and takes a warm instance if there is one. Returns idle instances evicted to
     /// make room (dropped, i.e. killed, by the caller outside the lock).
     #[allow(clippy::type_complexity)]
-    fn admit(
+    pub(crate) fn admit(
         &self,
         spec: &FunctionSpec,
     ) -> Result<(Slot, Option<Instance>, u64, Vec<Instance>), EngineError> {
@@ -392,7 +399,7 @@ impl Engine {
             st.idle = st.idle.saturating_sub(drained.len() as u32);
             drained
         };
-        let n = drained.len();
+        let n = drained.len() + self.inner.web.retire(key);
         drop(drained);
         n
     }
@@ -418,6 +425,7 @@ impl Engine {
             all
         };
         drop(drained);
+        self.inner.web.shutdown();
         let launcher = &self.inner.launcher;
         let flush = || launcher.flush_teardown(SHUTDOWN_TEARDOWN);
         let done = match tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor()) {
@@ -452,6 +460,7 @@ impl Engine {
 
 fn reap(inner: &Inner) -> usize {
     let ttl = inner.cfg.idle_ttl;
+    let web = inner.web.reap(ttl);
     let now = Instant::now();
     let stale: Vec<Instance> = {
         let mut st = inner.lock();
@@ -468,7 +477,7 @@ fn reap(inner: &Inner) -> usize {
         st.idle = st.idle.saturating_sub(stale.len() as u32);
         stale
     };
-    let n = stale.len();
+    let n = stale.len() + web;
     drop(stale);
     n
 }

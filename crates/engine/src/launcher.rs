@@ -74,6 +74,11 @@ pub trait InstanceProcess: Send + Sync {
     /// Whether the instance has gone over its memory limit (or was killed for it). The engine asks while an
     /// invocation runs and when the instance dies, and answers 434.
     fn over_memory_limit(&mut self) -> bool;
+    /// Whether the instance has its own network namespace (`/proc/<pid>/ns/net`), where a web function's server
+    /// listens; without one it shares the host's network.
+    fn network_namespace(&self) -> bool {
+        false
+    }
 }
 
 /// Starts instance processes.

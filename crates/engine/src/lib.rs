@@ -36,6 +36,7 @@ pub mod protocol;
 pub mod runtimes;
 pub mod sandboxed;
 mod types;
+pub mod web;
 
 pub use engine::{Engine, EngineStats};
 pub use launcher::{
@@ -46,3 +47,4 @@ pub use sandboxed::{EgressSettings, SandboxLauncher};
 pub use types::{
     EngineConfig, EngineError, FunctionError, FunctionSpec, InvokeOutcome, InvokeRequest, status,
 };
+pub use web::{WebDone, WebReply, WebRequest};

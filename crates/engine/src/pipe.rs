@@ -74,6 +74,13 @@ impl Pipe {
         }
     }
 
+    /// Waits until the pipe may be read (then [`Pipe::drain_now`] reads what it holds without waiting).
+    pub async fn readable(&self) -> io::Result<()> {
+        let mut guard = self.fd.readable().await?;
+        guard.clear_ready();
+        Ok(())
+    }
+
     /// Reads whatever the pipe holds right now, without waiting, appending at most `limit` bytes to `out` (the rest
     /// is read and dropped). Returns `(bytes seen, end of file)`.
     pub fn drain_now(&self, out: &mut Vec<u8>, limit: usize) -> io::Result<(usize, bool)> {

@@ -378,6 +378,10 @@ impl InstanceProcess for Sandboxed {
             .and_then(|c| c.oom_killed().ok())
             .unwrap_or(false)
     }
+
+    fn network_namespace(&self) -> bool {
+        true
+    }
 }
 
 #[cfg(test)]

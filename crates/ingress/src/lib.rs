@@ -6,7 +6,8 @@
 //!
 //! Every reply carries `X-Scf-Request-Id`, the invocation's request id (also the event's `requestId`). Errors are
 //! SCF's error JSON with a status: function error 502, timeout 504, throttled 429, request body over 6 MB 413,
-//! unknown URL 404, a web function (not served behind a URL yet) 501.
+//! unknown URL 404. A web function (`Type=HTTP`) gets the request itself ([`web`]): its server's response streams
+//! back as it is written; its failures (405, 446, 433, 434, 439) are SCF's error JSON with 502 (504 for 433).
 
 pub mod auth;
 pub mod cors;
@@ -15,6 +16,7 @@ pub mod event;
 pub mod metrics;
 pub mod response;
 pub mod tls;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -129,14 +131,20 @@ async fn handle(State(st): State<Arc<St>>, req: Request<Body>) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut function = String::from("-");
-    let reply = serve(&st, req, &request_id, &mut function).await;
-    let status = reply.status;
-    let mut resp = Response::new(Body::from(reply.body));
-    *resp.status_mut() = status;
+    let mut resp = match serve(&st, req, &request_id, &mut function).await {
+        Served::Reply(reply) => {
+            let mut resp = Response::new(Body::from(reply.body));
+            *resp.status_mut() = reply.status;
+            let h = resp.headers_mut();
+            for (n, v) in reply.headers {
+                h.append(n, v);
+            }
+            resp
+        }
+        Served::Stream(resp) => resp,
+    };
+    let status = resp.status();
     let h = resp.headers_mut();
-    for (n, v) in reply.headers {
-        h.append(n, v);
-    }
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         h.insert("x-scf-request-id", v);
     }
@@ -245,32 +253,58 @@ async fn read_body(
     }
 }
 
-async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut String) -> Reply {
+/// A reply made here, or a web function's response streaming from its instance.
+enum Served {
+    Reply(Reply),
+    Stream(Response),
+}
+
+impl From<Reply> for Served {
+    fn from(r: Reply) -> Served {
+        Served::Reply(r)
+    }
+}
+
+async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut String) -> Served {
+    match serve_inner(st, req, request_id, function).await {
+        Ok(s) => s,
+        Err(r) => Served::Reply(r),
+    }
+}
+
+async fn serve_inner(
+    st: &St,
+    req: Request<Body>,
+    request_id: &str,
+    function: &mut String,
+) -> Result<Served, Reply> {
     let (parts, body) = req.into_parts();
     let header = |n: header::HeaderName| parts.headers.get(n).and_then(|v| v.to_str().ok());
     let tls = parts.extensions.get::<domains::OverTls>().is_some();
     match domains::lookup(st, header(header::HOST), parts.uri.path(), tls).await {
         Some(domains::Found::Route(t)) => {
-            return domains::serve(st, &t, parts, body, request_id, function).await;
+            return Ok(domains::serve(st, &t, parts, body, request_id, function)
+                .await
+                .into());
         }
-        Some(domains::Found::Refuse(reply)) => return reply,
+        Some(domains::Found::Refuse(reply)) => return Err(reply),
         None => {}
     }
     let Some(r) = route(header(header::HOST), parts.uri.path()) else {
-        return not_found();
+        return Err(not_found());
     };
     let url = match st.control.function_url(r.app_id, r.id).await {
         Ok(Some(u)) => u,
-        Ok(None) => return not_found(),
-        Err(e) => return control_error(&e),
+        Ok(None) => return Err(not_found()),
+        Err(e) => return Err(control_error(&e)),
     };
     *function = format!("{}/{}", url.trigger.key.namespace, url.trigger.key.name);
     if !url.trigger.enabled {
-        return Reply::error(
+        return Err(Reply::error(
             StatusCode::FORBIDDEN,
             403,
             "this function URL is closed (its trigger's Enable is CLOSE)",
-        );
+        ));
     }
     let origin = header(header::ORIGIN);
     let cors = url.desc.cors.as_ref().filter(|c| c.enable);
@@ -280,24 +314,29 @@ async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut Str
         && let Some(m) = header(header::ACCESS_CONTROL_REQUEST_METHOD)
         && cors::is_preflight(method, Some(o), Some(m))
     {
-        return match cors::preflight(c, o, m, header(header::ACCESS_CONTROL_REQUEST_HEADERS)) {
-            Ok(headers) => Reply {
-                status: StatusCode::NO_CONTENT,
-                headers,
-                body: Vec::new(),
-            },
-            Err(why) => Reply::error(StatusCode::FORBIDDEN, 403, &why),
-        };
+        return Ok(
+            match cors::preflight(c, o, m, header(header::ACCESS_CONTROL_REQUEST_HEADERS)) {
+                Ok(headers) => Reply {
+                    status: StatusCode::NO_CONTENT,
+                    headers,
+                    body: Vec::new(),
+                },
+                Err(why) => Reply::error(StatusCode::FORBIDDEN, 403, &why),
+            }
+            .into(),
+        );
     }
     let announced = header(header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
-    let body = match read_body(body, announced, &st.cfg).await {
-        Ok(b) => b,
-        Err(reply) => return reply,
-    };
+    let target = st
+        .control
+        .resolve_function_url(&url)
+        .await
+        .map_err(|e| control_error(&e))?;
+    let body = read_body(body, announced, &st.cfg).await?;
     let secret_id = if url.desc.cam {
         match auth::verify(&st.control, &url.owner, &parts, &body, st.cfg.max_skew_secs).await {
             Ok(id) => Some(id),
-            Err(reply) => return reply,
+            Err(reply) => return Err(reply),
         }
     } else {
         None
@@ -307,6 +346,60 @@ async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut Str
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip().to_string())
         .unwrap_or_default();
+    let cors_headers = match (cors, origin) {
+        (Some(c), Some(o)) => cors::actual(c, o),
+        _ => Vec::new(),
+    };
+    if target.is_web() {
+        let fwd = web::Forward {
+            request_id,
+            source_ip: &source_ip,
+            memory_mb: target.memory_mb(),
+            timeout_s: target.timeout_s(),
+            version: target.version(),
+            name: &url.trigger.key.name,
+            namespace: &url.trigger.key.namespace,
+            region: &url.region,
+            app_id: url.owner.app_id,
+            uin: &url.owner.uin,
+        };
+        let forwarded = web::request(
+            &parts.method,
+            &r.path,
+            parts.uri.query(),
+            &parts.headers,
+            body,
+            &fwd,
+        )
+        .map_err(|why| Reply::error(StatusCode::BAD_REQUEST, 400, &why))?;
+        let reply = st
+            .control
+            .serve_web(
+                &url,
+                &target,
+                control::WebRequest {
+                    request_id: request_id.to_string(),
+                    max_concurrency: target.max_concurrency(),
+                    request: forwarded,
+                },
+            )
+            .await
+            .map_err(|e| control_error(&e))?;
+        return match reply.result {
+            Ok(resp) => {
+                let mut resp = web::response(resp);
+                for (n, v) in cors_headers {
+                    resp.headers_mut().append(n, v);
+                }
+                Ok(Served::Stream(resp))
+            }
+            Err(e) => {
+                let mut reply = response::from_error(&e);
+                reply.headers.extend(cors_headers);
+                Ok(reply.into())
+            }
+        };
+    }
     let event = event::build(&event::Request {
         method,
         path: &r.path,
@@ -321,7 +414,7 @@ async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut Str
     drop(body);
     let mut reply = match st
         .control
-        .invoke_function_url(&url, event, request_id.to_string())
+        .run_function_url(&url, &target, event, request_id.to_string())
         .await
     {
         Ok(outcome) => match &outcome.result {
@@ -330,12 +423,8 @@ async fn serve(st: &St, req: Request<Body>, request_id: &str, function: &mut Str
         },
         Err(e) => control_error(&e),
     };
-    if let Some(c) = cors
-        && let Some(o) = origin
-    {
-        reply.headers.extend(cors::actual(c, o));
-    }
-    reply
+    reply.headers.extend(cors_headers);
+    Ok(reply.into())
 }
 
 #[cfg(test)]
