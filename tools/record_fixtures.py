@@ -138,6 +138,15 @@ def main():
     call("ListNamespaces", {})
     call("GetAccount", {})
     call("DeleteReservedConcurrencyConfig", {"FunctionName": "hello"})
+    route = {"Namespace": "default", "FunctionName": "hello", "Qualifier": "$LATEST", "PathMatch": "/api/*",
+             "PathRewrite": [{"Path": "/api/v1/*", "Type": "WildcardRules", "Rewrite": "/v2/$"}]}
+    call("CreateCustomDomain", {"Domain": "fn.example.com", "Protocol": "HTTP", "EndpointsConfig": [route],
+                                "WafConfig": {"WafOpen": "CLOSE"}, "Tags": [{"Key": "team", "Value": "web"}]})
+    call("GetCustomDomain", {"Domain": "fn.example.com"})
+    call("ListCustomDomains", {"Limit": 10})
+    call("UpdateCustomDomain", {"Domain": "fn.example.com",
+                                "EndpointsConfig": [route, dict(route, PathMatch="/*", PathRewrite=[])]})
+    call("DeleteCustomDomain", {"Domain": "fn.example.com"})
     call("DeleteFunction", {"FunctionName": "hello"})
     call("DeleteLayerVersion", {"LayerName": "deps", "LayerVersion": 1})
     time.sleep(0.3)
