@@ -81,6 +81,10 @@ impl Control {
         let spec = self
             .function_spec(&url.owner, &t.key, &t.row, &t.snap, &url.region)
             .await?;
+        // Held until the exchange ends: each request counts its function's memory against the concurrency limits
+        // (exact for `MaxConcurrency` 1; with more requests per instance it counts each request, stricter than
+        // SCF's instances × memory).
+        let permit = self.admit(&t.key, t.snap.config.memory_size).await?;
         let start_ms = store::now_ms();
         let mut reply = engine.web_request(&spec, req).await.map_err(|e| match e {
             EngineError::Throttled { scope, limit } => {
@@ -99,6 +103,7 @@ impl Control {
             t.snap.config.memory_size,
         );
         tokio::spawn(async move {
+            let _permit = permit;
             let Ok(d) = done.await else { return };
             me.metrics
                 .observe(d.status_code, d.duration_ms, d.cold_start);
