@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail};
 use serde_json::{Value, json};
 
 use crate::http::{Client, Creds, Endpoint};
-use crate::invoke::{concurrent, create, echo_server, invoke, invoke_body};
+use crate::invoke::{concurrent, create, echo_server, invoke, invoke_body, timed_clients};
 use crate::report::{Figure, Measure, Section, Target, now_ms};
 use crate::server::Server;
 use crate::stats::Summary;
@@ -59,41 +59,19 @@ fn acknowledgements(
     secs: f64,
     check: bool,
 ) -> anyhow::Result<(usize, f64, Summary)> {
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let start = Instant::now();
-    let handles: Vec<_> = (0..clients)
-        .map(|_| {
-            let (ep, creds, body) = (ep.clone(), creds.clone(), body.to_vec());
-            std::thread::spawn(move || -> anyhow::Result<Vec<Duration>> {
-                let mut c = Client::connect(&ep)?;
-                let mut s = Vec::new();
-                while Instant::now() < deadline {
-                    let t = Instant::now();
-                    if check {
-                        send(&mut c, &creds, &body)?;
-                    } else {
-                        c.call_raw(&creds, "Invoke", &body)?;
-                    }
-                    s.push(t.elapsed());
-                }
-                Ok(s)
-            })
-        })
-        .collect();
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(
-            h.join()
-                .map_err(|_| anyhow!("a client thread panicked"))??,
-        );
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let n = all.len();
-    Ok((
-        n,
-        secs,
-        Summary::of(&all).ok_or_else(|| anyhow!("no samples"))?,
-    ))
+    let call = if check {
+        |c: &mut Client, creds: &Creds, body: &[u8]| send(c, creds, body).map(drop)
+    } else {
+        |c: &mut Client, creds: &Creds, body: &[u8]| c.call_raw(creds, "Invoke", body).map(drop)
+    };
+    timed_clients(
+        ep,
+        creds,
+        body,
+        clients,
+        Duration::from_secs_f64(secs),
+        call,
+    )
 }
 
 /// How many of a function's events have the status.

@@ -152,7 +152,33 @@ pub(crate) fn concurrent(
     clients: usize,
     secs: u64,
 ) -> anyhow::Result<(usize, f64, Summary)> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    timed_clients(
+        ep,
+        creds,
+        body,
+        clients,
+        Duration::from_secs(secs),
+        |c, creds, body| {
+            let r = c.call_raw(creds, "Invoke", body)?;
+            if r.get("Error").is_some() || r["Result"]["InvokeResult"].as_i64() != Some(0) {
+                bail!("a concurrent call failed: {r}");
+            }
+            Ok(())
+        },
+    )
+}
+
+/// `clients` threads, each on its own keep-alive connection, making `call` until `duration` has passed: how many
+/// calls were made, in how many seconds, and their latency.
+pub(crate) fn timed_clients(
+    ep: &Endpoint,
+    creds: &Creds,
+    body: &[u8],
+    clients: usize,
+    duration: Duration,
+    call: fn(&mut Client, &Creds, &[u8]) -> anyhow::Result<()>,
+) -> anyhow::Result<(usize, f64, Summary)> {
+    let deadline = Instant::now() + duration;
     let start = Instant::now();
     let handles: Vec<_> = (0..clients)
         .map(|_| {
@@ -162,10 +188,7 @@ pub(crate) fn concurrent(
                 let mut s = Vec::new();
                 while Instant::now() < deadline {
                     let t = Instant::now();
-                    let r = c.call_raw(&creds, "Invoke", &body)?;
-                    if r.get("Error").is_some() || r["Result"]["InvokeResult"].as_i64() != Some(0) {
-                        bail!("a concurrent call failed: {r}");
-                    }
+                    call(&mut c, &creds, &body)?;
                     s.push(t.elapsed());
                 }
                 Ok(s)
